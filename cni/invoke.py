@@ -1,0 +1,141 @@
+"""Invoking another plugin: a built-in delegate in-process, or a binary found by type in
+the CNI path, with the same inputs (env + config) and outputs (result or CniError).
+
+`cni` never imports `delegates`: the caller hands a `Builtins` lookup (type -> Plugin).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cni import skel
+from cni.errors import CniError, Code
+
+log = logging.getLogger(__name__)
+
+Builtins = Callable[[str], skel.Plugin | None]
+MAX_OUTPUT_BYTES = 16 * 1024 * 1024
+
+
+def find_plugin(plugin_type: str, path: tuple[str, ...] | list[str]) -> str:
+    """The executable for `plugin_type` in the first directory of `path` that has it."""
+    if not plugin_type or "/" in plugin_type or plugin_type in {".", ".."}:
+        raise CniError(Code.INVALID_NETWORK_CONFIG, f"type: invalid plugin type {plugin_type!r}")
+    for directory in path:
+        candidate = os.path.join(directory, plugin_type)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise CniError(
+        Code.INVALID_NETWORK_CONFIG,
+        f"failed to find plugin {plugin_type!r} in path {list(path)}",
+    )
+
+
+def invoke(
+    conf: Mapping[str, Any],
+    args: skel.CmdArgs,
+    *,
+    builtins: Builtins | None = None,
+    timeout: float | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """Run `args.command` of the plugin `conf["type"]` with `conf` as its stdin.
+
+    Returns the parsed ADD/VERSION output (None for other commands); raises CniError with
+    the plugin's own code. A deadline past `timeout` seconds is error 11.
+    """
+    plugin_type = str(conf.get("type", ""))
+    stdin = json.dumps(conf).encode()
+    call = args.replace(stdin=stdin)
+    builtin = builtins(plugin_type) if builtins else None
+    if builtin is not None:
+        return _run_builtin(builtin, call)
+    return exec_plugin(find_plugin(plugin_type, args.path), call, timeout=timeout, extra_env=extra_env)
+
+
+def exec_plugin(
+    binary: str,
+    args: skel.CmdArgs,
+    *,
+    timeout: float | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """Exec `binary` with the CNI env and `args.stdin`; the whole process group is killed
+    when the deadline passes."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CNI_")}
+    env.update(extra_env or {})
+    env.update(args.env())
+    name = os.path.basename(binary)
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            [binary],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise CniError(Code.IO_FAILURE, f"failed to exec plugin {name!r}: {exc.strerror}") from exc
+    try:
+        out, err = proc.communicate(args.stdin, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        _kill_group(proc)
+        raise CniError(
+            Code.TRY_AGAIN_LATER,
+            f"plugin {name!r} {args.command} did not finish within {timeout:.1f}s",
+        ) from exc
+    log.debug("plugin %s %s exited %s in %.1f ms", name, args.command, proc.returncode,
+              (time.monotonic() - started) * 1000)
+    stderr_tail = err.decode(errors="replace").strip()[-2000:]
+    doc = _parse_output(out, name)
+    if proc.returncode != 0:
+        fallback = f"plugin {name!r} {args.command} failed with exit status {proc.returncode}"
+        if stderr_tail:
+            fallback += f": {stderr_tail.splitlines()[-1]}"
+        raise CniError.from_wire(doc, fallback=fallback)
+    if args.command in ("ADD", "VERSION"):
+        if not isinstance(doc, dict):
+            raise CniError(Code.DECODING_FAILURE, f"plugin {name!r} {args.command} printed no result")
+        return doc
+    return None
+
+
+def _run_builtin(plugin: skel.Plugin, args: skel.CmdArgs) -> dict[str, Any] | None:
+    """The in-process twin of exec_plugin: same dispatch, same JSON out."""
+    if args.command == "VERSION":
+        out = io.StringIO()
+        skel.run(plugin, environ=args.env(), stdin=io.BytesIO(args.stdin), stdout=out)
+        parsed: dict[str, Any] = json.loads(out.getvalue())
+        return parsed
+    skel.parse_env(args.env(), args.stdin)
+    answer = skel.dispatch(plugin, args)
+    # A round trip through JSON, as the exec path has, so both return the same values.
+    return json.loads(json.dumps(answer)) if answer is not None else None
+
+
+def _parse_output(out: bytes, name: str) -> Any:
+    if len(out) > MAX_OUTPUT_BYTES:
+        raise CniError(Code.DECODING_FAILURE, f"plugin {name!r} printed more than {MAX_OUTPUT_BYTES} bytes")
+    if not out.strip():
+        return None
+    try:
+        return json.loads(out)
+    except ValueError as exc:
+        raise CniError(Code.DECODING_FAILURE, f"plugin {name!r} printed invalid JSON", str(exc)) from exc
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()

@@ -1,0 +1,179 @@
+"""CNI results: one model (the 1.1 shape) and conversion to and from every version we speak.
+
+Conversion rules (CNI spec 1.1 "Result", and the 0.3/0.4 documents):
+- 0.3.0, 0.3.1, 0.4.0: each `ips` entry carries `"version": "4"|"6"`; 1.x drops it.
+- 1.1.0 adds `mtu`, `socketPath`, `pciID` to interfaces and `mtu`, `advmss`, `priority`,
+  `table`, `scope` to routes; older versions drop them.
+- 0.1/0.2 results (`ip4`/`ip6`) are not spoken.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from cni import version
+from cni.errors import CniError, Code
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _as_interface(value: Any) -> Any:
+    return ipaddress.ip_interface(value) if isinstance(value, str) else value
+
+
+def _as_network(value: Any) -> Any:
+    # Like Go's net.ParseCIDR: host bits are allowed and masked off.
+    return ipaddress.ip_network(value, strict=False) if isinstance(value, str) else value
+
+
+def _as_address(value: Any) -> Any:
+    if value == "" or value is None:
+        return None
+    return ipaddress.ip_address(value) if isinstance(value, str) else value
+
+
+Address = Annotated[IPInterface, BeforeValidator(_as_interface)]
+Network = Annotated[IPNetwork, BeforeValidator(_as_network)]
+Gateway = Annotated[IPAddress | None, BeforeValidator(_as_address)]
+
+_FROZEN = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+
+class Interface(BaseModel):
+    model_config = _FROZEN
+    name: str
+    mac: str = ""
+    mtu: int | None = None
+    sandbox: str = ""
+    socket_path: str = Field("", alias="socketPath")
+    pci_id: str = Field("", alias="pciID")
+
+
+class IPConfig(BaseModel):
+    model_config = _FROZEN
+    address: Address
+    gateway: Gateway = None
+    interface: int | None = None
+
+    @property
+    def family(self) -> int:
+        return self.address.version
+
+
+class Route(BaseModel):
+    model_config = _FROZEN
+    dst: Network
+    gw: Gateway = None
+    mtu: int | None = None
+    advmss: int | None = None
+    priority: int | None = None
+    table: int | None = None
+    scope: int | None = None
+
+
+class DNS(BaseModel):
+    model_config = _FROZEN
+    nameservers: list[str] = []
+    domain: str = ""
+    search: list[str] = []
+    options: list[str] = []
+
+    def is_empty(self) -> bool:
+        return not (self.nameservers or self.domain or self.search or self.options)
+
+
+class Result(BaseModel):
+    """A plugin's ADD result, held in the newest shape; `to_wire` speaks any version."""
+
+    model_config = _FROZEN
+    cni_version: str = Field(version.CURRENT_VERSION, alias="cniVersion")
+    interfaces: list[Interface] = []
+    ips: list[IPConfig] = []
+    routes: list[Route] = []
+    dns: DNS = DNS()
+
+    @classmethod
+    def from_wire(cls, doc: Any, *, where: str = "result") -> Result:
+        """Parse a result document of any supported version (error 6 naming `where`)."""
+        if not isinstance(doc, dict):
+            raise CniError(Code.DECODING_FAILURE, f"{where}: not a JSON object")
+        if "ip4" in doc or "ip6" in doc:
+            raise CniError(Code.INCOMPATIBLE_VERSION, f"{where}: 0.1/0.2 results are not supported")
+        raw_version = doc.get("cniVersion") or version.CURRENT_VERSION
+        try:
+            version.require_supported(str(raw_version))
+            return cls.model_validate(doc)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(part) for part in first["loc"])
+            raise CniError(Code.DECODING_FAILURE, f"{where}.{loc}: {first['msg']}", str(exc)) from exc
+        except CniError as err:
+            raise err.prefixed(where) from err
+
+    def to_wire(self, cni_version: str) -> dict[str, Any]:
+        """The result as `cni_version` shapes it (fields that version lacks are dropped)."""
+        version.require_supported(cni_version)
+        is_11 = version.at_least(cni_version, "1.1.0")
+        is_1x = version.at_least(cni_version, "1.0.0")
+        doc: dict[str, Any] = {"cniVersion": cni_version}
+        if self.interfaces:
+            doc["interfaces"] = [_interface_wire(i, is_11) for i in self.interfaces]
+        if self.ips:
+            doc["ips"] = [_ip_wire(ip, is_1x) for ip in self.ips]
+        if self.routes:
+            doc["routes"] = [_route_wire(r, is_11) for r in self.routes]
+        if not self.dns.is_empty():
+            doc["dns"] = self.dns.model_dump(exclude_defaults=True)
+        return doc
+
+    def with_version(self, cni_version: str) -> Result:
+        return self.model_copy(update={"cni_version": cni_version})
+
+
+def convert(doc: Any, cni_version: str, *, where: str = "result") -> dict[str, Any]:
+    """Convert a result document of any supported version to `cni_version`."""
+    return Result.from_wire(doc, where=where).to_wire(cni_version)
+
+
+def _interface_wire(iface: Interface, is_11: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {"name": iface.name}
+    if iface.mac:
+        doc["mac"] = iface.mac
+    if is_11 and iface.mtu:
+        doc["mtu"] = iface.mtu
+    if iface.sandbox:
+        doc["sandbox"] = iface.sandbox
+    if is_11 and iface.socket_path:
+        doc["socketPath"] = iface.socket_path
+    if is_11 and iface.pci_id:
+        doc["pciID"] = iface.pci_id
+    return doc
+
+
+def _ip_wire(ip: IPConfig, is_1x: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    if not is_1x:
+        doc["version"] = str(ip.address.version)
+    doc["address"] = str(ip.address)
+    if ip.gateway is not None:
+        doc["gateway"] = str(ip.gateway)
+    if ip.interface is not None:
+        doc["interface"] = ip.interface
+    return doc
+
+
+def _route_wire(route: Route, is_11: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {"dst": str(route.dst)}
+    if route.gw is not None:
+        doc["gw"] = str(route.gw)
+    if is_11:
+        for key in ("mtu", "advmss", "priority", "table", "scope"):
+            value = getattr(route, key)
+            if value is not None:
+                doc[key] = value
+    return doc

@@ -1,0 +1,320 @@
+"""The plugin skeleton: env + stdin -> one CNI command -> result or error JSON on stdout.
+
+Standard library only, so VERSION answers without importing pydantic, pyroute2 or
+kubernetes. Only `run` turns exceptions into error JSON: a CniError keeps its code,
+anything else becomes code 999 with a one-line message (the traceback goes to the log).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from typing import IO, Any, Protocol
+
+from cni import args as cni_args
+from cni import version
+from cni.errors import CniError, Code
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
+MAX_STDIN_BYTES = 4 * 1024 * 1024
+MAX_IFNAME_LENGTH = 15
+_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+_IFNAME_FORBIDDEN = re.compile(r"[/:\s]")
+
+# Which commands need which variable (libcni's skel, CNI spec "Parameters").
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "CNI_CONTAINERID": ("ADD", "DEL", "CHECK"),
+    "CNI_NETNS": ("ADD", "CHECK"),
+    "CNI_IFNAME": ("ADD", "DEL", "CHECK"),
+    "CNI_PATH": ("ADD", "DEL", "CHECK"),
+}
+
+
+class WireResult(Protocol):
+    def to_wire(self, cni_version: str) -> dict[str, Any]: ...
+
+
+AddResult = WireResult | Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class CmdArgs:
+    """One CNI invocation, as the runtime gave it."""
+
+    command: str
+    container_id: str = ""
+    netns: str = ""
+    ifname: str = ""
+    args: str = ""
+    path: tuple[str, ...] = ()
+    stdin: bytes = b""
+
+    @property
+    def cni_args(self) -> dict[str, str]:
+        return cni_args.parse_cni_args(self.args)
+
+    def env(self) -> dict[str, str]:
+        """The CNI_* variables that describe this invocation (for exec'ing a plugin)."""
+        return {
+            "CNI_COMMAND": self.command,
+            "CNI_CONTAINERID": self.container_id,
+            "CNI_NETNS": self.netns,
+            "CNI_IFNAME": self.ifname,
+            "CNI_ARGS": self.args,
+            "CNI_PATH": os.pathsep.join(self.path),
+        }
+
+    def replace(self, **changes: Any) -> CmdArgs:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plugin:
+    """A plugin's verbs. A verb left None answers with an error saying it is not built."""
+
+    add: Callable[[CmdArgs], AddResult]
+    delete: Callable[[CmdArgs], None]
+    check: Callable[[CmdArgs], None] | None = None
+    status: Callable[[CmdArgs], None] | None = None
+    gc: Callable[[CmdArgs], None] | None = None
+    about: str = ""
+
+
+def validate_container_id(container_id: str) -> None:
+    if not container_id:
+        raise CniError(Code.INVALID_ENVIRONMENT, "CNI_CONTAINERID is required")
+    if not _ID_RE.match(container_id) or len(container_id) > 256:
+        raise CniError(
+            Code.INVALID_ENVIRONMENT,
+            f"CNI_CONTAINERID {container_id[:80]!r} has invalid characters: "
+            "want letters, digits, '_', '.', '-', starting with a letter or digit",
+        )
+
+
+def validate_ifname(ifname: str, *, variable: str = "CNI_IFNAME") -> None:
+    if not ifname:
+        raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} is required")
+    if len(ifname) > MAX_IFNAME_LENGTH:
+        raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} {ifname!r} is longer than 15 characters")
+    if ifname in {".", ".."} or _IFNAME_FORBIDDEN.search(ifname):
+        raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} {ifname!r} is not a valid interface name")
+
+
+def validate_network_name(name: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise CniError(Code.INVALID_NETWORK_CONFIG, "name: missing network name")
+    if not _ID_RE.match(name):
+        raise CniError(Code.INVALID_NETWORK_CONFIG, f"name: invalid characters in network name {name!r}")
+
+
+def parse_env(environ: Mapping[str, str], stdin: bytes) -> CmdArgs:
+    """Read the CNI_* variables, validating each for the command (error 4 names it)."""
+    command = environ.get("CNI_COMMAND", "")
+    if not command:
+        raise CniError(Code.INVALID_ENVIRONMENT, "CNI_COMMAND is required")
+    if command not in COMMANDS:
+        raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_COMMAND {command[:40]!r} is not one of {list(COMMANDS)}")
+    for variable, commands in _REQUIRED.items():
+        if command in commands and not environ.get(variable):
+            raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} is required for {command}")
+    parsed = CmdArgs(
+        command=command,
+        container_id=environ.get("CNI_CONTAINERID", ""),
+        netns=environ.get("CNI_NETNS", ""),
+        ifname=environ.get("CNI_IFNAME", ""),
+        args=environ.get("CNI_ARGS", ""),
+        path=tuple(p for p in environ.get("CNI_PATH", "").split(os.pathsep) if p),
+        stdin=stdin,
+    )
+    if command in ("ADD", "DEL", "CHECK"):
+        validate_container_id(parsed.container_id)
+        validate_ifname(parsed.ifname)
+        if parsed.netns and (not parsed.netns.startswith("/") or "\0" in parsed.netns):
+            raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_NETNS {parsed.netns[:80]!r} is not an absolute path")
+        parsed.cni_args  # noqa: B018 - validates the K=V syntax now, before any side effect
+    return parsed
+
+
+def load_json(stdin: bytes) -> dict[str, Any]:
+    """The config on stdin as a JSON object (error 6 when it is not one)."""
+    if len(stdin) > MAX_STDIN_BYTES:
+        raise CniError(Code.DECODING_FAILURE, f"config is larger than {MAX_STDIN_BYTES} bytes")
+    try:
+        doc = json.loads(stdin or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CniError(Code.DECODING_FAILURE, "config is not valid JSON", str(exc)) from exc
+    if not isinstance(doc, dict):
+        raise CniError(Code.DECODING_FAILURE, "config is not a JSON object")
+    return doc
+
+
+def config_version(conf: Mapping[str, Any]) -> str:
+    """The version to answer in for `conf`: negotiated from cniVersion / cniVersions."""
+    raw_version = conf.get("cniVersion")
+    raw_versions = conf.get("cniVersions")
+    if raw_version is not None and not isinstance(raw_version, str):
+        raise CniError(Code.INVALID_NETWORK_CONFIG, "cniVersion: must be a string")
+    if raw_versions is not None and not isinstance(raw_versions, list):
+        raise CniError(Code.INVALID_NETWORK_CONFIG, "cniVersions: must be a list of strings")
+    return version.negotiate(raw_version, raw_versions)
+
+
+def dispatch(plugin: Plugin | Callable[[], Plugin], args: CmdArgs) -> dict[str, Any] | None:
+    """Run one command; returns the ADD result (or VERSION answer) in the config's version.
+    A plugin loader is called only once the config has passed the generic checks."""
+    if args.command == "VERSION":
+        return _version_answer(args.stdin)
+    conf = load_json(args.stdin)
+    cni_version = config_version(conf)
+    validate_network_name(conf.get("name"))
+    if not isinstance(plugin, Plugin):
+        plugin = plugin()
+    if args.command == "ADD":
+        return to_wire(plugin.add(args), cni_version)
+    if args.command == "DEL":
+        plugin.delete(args)
+        return None
+    minimum = {"CHECK": "0.4.0", "STATUS": "1.1.0", "GC": "1.1.0"}[args.command]
+    if not version.at_least(cni_version, minimum):
+        raise CniError(
+            Code.INCOMPATIBLE_VERSION, f"config version {cni_version} does not allow {args.command}"
+        )
+    verb = {"CHECK": plugin.check, "STATUS": plugin.status, "GC": plugin.gc}[args.command]
+    if verb is None:
+        raise CniError(Code.INVALID_ENVIRONMENT, f"{plugin.about or 'plugin'}: {args.command} is not implemented")
+    verb(args)
+    return None
+
+
+def to_wire(result: AddResult, cni_version: str) -> dict[str, Any]:
+    if isinstance(result, Mapping):
+        return dict(result)
+    return result.to_wire(cni_version)
+
+
+def run(
+    plugin: Plugin | Callable[[], Plugin],
+    *,
+    environ: Mapping[str, str] | None = None,
+    stdin: IO[bytes] | None = None,
+    stdout: IO[str] | None = None,
+) -> int:
+    """Serve one invocation; returns the exit code. `plugin` may be a loader, called only
+    for commands other than VERSION so that VERSION stays standard-library only."""
+    environ = os.environ if environ is None else environ
+    out = sys.stdout if stdout is None else stdout
+    raw = b""
+    answer: dict[str, Any] | None
+    answer_version = version.CURRENT_VERSION
+    try:
+        raw = (sys.stdin.buffer if stdin is None else stdin).read(MAX_STDIN_BYTES + 1)
+        answer_version = _peek_version(raw)
+        args = parse_env(environ, raw)
+        if args.command != "VERSION":
+            _configure_logging(raw)
+        if args.command == "VERSION":
+            answer = _version_answer(raw)
+        else:
+            answer = dispatch(plugin, args)
+    except CniError as err:
+        log.error("%s", err.msg)
+        _emit(out, err.to_wire(answer_version))
+        return 1
+    except Exception as exc:  # the one place stray exceptions become error 999
+        log.exception("internal error")
+        message = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0][:500]
+        _emit(out, CniError(Code.INTERNAL, message).to_wire(answer_version))
+        return 1
+    if answer is not None:
+        _emit(out, answer)
+    return 0
+
+
+def run_plugin(
+    *,
+    add: Callable[[CmdArgs], AddResult],
+    delete: Callable[[CmdArgs], None],
+    check: Callable[[CmdArgs], None] | None = None,
+    status: Callable[[CmdArgs], None] | None = None,
+    gc: Callable[[CmdArgs], None] | None = None,
+    about: str = "",
+    environ: Mapping[str, str] | None = None,
+    stdin: IO[bytes] | None = None,
+    stdout: IO[str] | None = None,
+) -> int:
+    plugin = Plugin(add=add, delete=delete, check=check, status=status, gc=gc, about=about)
+    return run(plugin, environ=environ, stdin=stdin, stdout=stdout)
+
+
+def run_lazy(module: str, attribute: str = "PLUGIN") -> int:
+    """Console-script entry: answer VERSION from here, import `module` only for real work."""
+
+    def load() -> Plugin:
+        plugin = getattr(importlib.import_module(module), attribute)
+        assert isinstance(plugin, Plugin)
+        return plugin
+
+    return run(load)
+
+
+def _version_answer(stdin: bytes) -> dict[str, Any]:
+    # VERSION must never fail on a runtime's dummy values (podman sends CNI_NETNS=dummy).
+    return version.version_info(_peek_version(stdin, default=""))
+
+
+def _peek_version(raw: bytes, default: str = version.CURRENT_VERSION) -> str:
+    try:
+        doc = json.loads(raw) if raw.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        return default
+    found = doc.get("cniVersion") if isinstance(doc, dict) else None
+    return found if isinstance(found, str) and version.is_supported(found) else default
+
+
+def _emit(out: IO[str], doc: Mapping[str, Any]) -> None:
+    out.write(json.dumps(doc))
+    out.write("\n")
+    out.flush()
+
+
+_configured = False
+
+
+def _configure_logging(raw: bytes) -> None:
+    """Handlers once: stderr, plus the config's `logFile` when it names one."""
+    global _configured  # noqa: PLW0603 - once per process, like logging.basicConfig
+    if _configured:
+        return
+    _configured = True
+    try:
+        doc = json.loads(raw) if raw else {}
+    except ValueError:
+        doc = {}
+    doc = doc if isinstance(doc, dict) else {}
+    level_name = str(doc.get("logLevel") or "warning").upper()
+    level = {"PANIC": "CRITICAL", "VERBOSE": "DEBUG"}.get(level_name, level_name)
+    root = logging.getLogger()
+    root.setLevel(getattr(logging, level, logging.WARNING))
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if doc.get("logToStderr", True) is not False:
+        stderr = logging.StreamHandler(sys.stderr)
+        stderr.setFormatter(fmt)
+        root.addHandler(stderr)
+    log_file = doc.get("logFile")
+    if isinstance(log_file, str) and log_file.startswith("/"):
+        try:
+            handler = logging.FileHandler(log_file)
+        except OSError as exc:
+            log.warning("cannot open logFile %r: %s", log_file, exc)
+        else:
+            handler.setFormatter(fmt)
+            root.addHandler(handler)
+

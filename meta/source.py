@@ -1,0 +1,57 @@
+"""Where the meta-plugin reads pods and NetworkAttachmentDefinitions and writes
+network-status: the Kubernetes API (meta/k8s.py) or a local directory of manifests
+(meta/local.py). Both return these models and raise these errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+
+class SourceError(Exception):
+    """A failure of the network source; `what` names the object."""
+
+    def __init__(self, what: str, message: str) -> None:
+        super().__init__(f"{what}: {message}")
+        self.what = what
+
+
+class NotFound(SourceError):
+    """The object does not exist (HTTP 404, or no such manifest)."""
+
+
+class Unavailable(SourceError):
+    """The source cannot answer now (connection refused, 5xx, timeout): try again later."""
+
+
+class Forbidden(SourceError):
+    """The source refused (401/403): netplex's credentials lack a permission."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pod:
+    namespace: str
+    name: str
+    uid: str = ""
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkAttachment:
+    """One NetworkAttachmentDefinition: `config` is its spec.config (may be empty)."""
+
+    namespace: str
+    name: str
+    config: str = ""
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+class Source(Protocol):
+    def get_pod(self, namespace: str, name: str) -> Pod: ...
+
+    def get_attachment(self, namespace: str, name: str) -> NetworkAttachment: ...
+
+    def set_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
+        """Write the network-status annotation with one patch (no read-modify-write)."""
+        ...
