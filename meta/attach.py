@@ -1,0 +1,161 @@
+"""Running the delegates of a pod's attachments: ADD in order with rollback, DEL in
+reverse trying every one, CHECK of each. State goes to the cache after every step.
+
+A conflist runs as a chain (cni.chain); built-in types run in-process when allowed."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from cni import chain, skel, version
+from cni.config import Conflist
+from cni.errors import CniError, Code, MultiError
+from cni.invoke import Builtins
+from cni.result import Result
+from meta import cache
+
+log = logging.getLogger(__name__)
+
+
+def add_all(
+    entry: cache.CacheEntry,
+    args: skel.CmdArgs,
+    *,
+    cni_dir: str,
+    builtins: Builtins | None,
+    deadline: float,
+    delegate_timeout: float,
+) -> list[Result]:
+    """ADD every attachment in order; on any failure DEL those already made (and the one
+    that failed, which may have left part of itself), in reverse, then raise."""
+    results: list[Result] = []
+    for index, attachment in enumerate(entry.attachments):
+        try:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CniError(Code.TRY_AGAIN_LATER, "the ADD deadline (addTimeout) passed before this network")
+            result = chain.add(
+                Conflist.model_validate(attachment.conflist),
+                delegate_args(args, attachment),
+                capability_args=attachment.capability_args,
+                builtins=builtins,
+                timeout=min(delegate_timeout, remaining),
+            )
+        except CniError as err:
+            _rollback(entry, args, upto=index, cni_dir=cni_dir, builtins=builtins, timeout=delegate_timeout)
+            raise err.prefixed(f"{entry.pod}:{attachment.network} ({attachment.ifname})") from err
+        attachment.state = "added"
+        attachment.result = result.to_wire(Conflist.model_validate(attachment.conflist).version)
+        cache.write(cni_dir, entry)
+        results.append(result)
+    return results
+
+
+def delete_all(
+    entry: cache.CacheEntry,
+    args: skel.CmdArgs,
+    *,
+    cni_dir: str,
+    builtins: Builtins | None,
+    timeout: float,
+) -> None:
+    """DEL every attachment in reverse, trying each even after a failure. Attachments
+    whose DEL succeeded leave the cache; the cache file goes when all have."""
+    errors: list[CniError] = []
+    remaining: list[cache.CachedAttachment] = []
+    for attachment in reversed(entry.attachments):
+        try:
+            _delete_one(attachment, args, builtins=builtins, timeout=timeout)
+        except CniError as err:
+            log.error("DEL of %s:%s failed: %s", entry.pod, attachment.network, err.msg)
+            errors.append(err.prefixed(f"{entry.pod}:{attachment.network} ({attachment.ifname})"))
+            remaining.insert(0, attachment)
+    if remaining:
+        entry.attachments = remaining
+        cache.write(cni_dir, entry)
+        raise errors[0] if len(errors) == 1 else MultiError(errors)
+    cache.remove(cni_dir, entry.container_id, entry.ifname)
+
+
+def check_all(entry: cache.CacheEntry, args: skel.CmdArgs, *, builtins: Builtins | None, timeout: float) -> None:
+    """CHECK every attachment (not only the cluster network) against its cached result."""
+    for attachment in entry.attachments:
+        if attachment.state != "added" or attachment.result is None:
+            raise CniError(Code.INVALID_ENVIRONMENT, f"{entry.pod}:{attachment.network} was never added")
+        try:
+            chain.check(
+                Conflist.model_validate(attachment.conflist),
+                delegate_args(args, attachment),
+                prev_result=attachment.result,
+                capability_args=attachment.capability_args,
+                builtins=builtins,
+                timeout=timeout,
+            )
+        except CniError as err:
+            raise err.prefixed(f"{entry.pod}:{attachment.network} ({attachment.ifname})") from err
+
+
+def gc_delegates(
+    entries: list[cache.CacheEntry], args: skel.CmdArgs, *, builtins: Builtins | None, timeout: float
+) -> list[CniError]:
+    """GC on each delegate network netplex has recorded: its valid attachments are those
+    of the sandboxes still cached (each with its own delegate ifname)."""
+    networks: dict[str, dict[str, Any]] = {}
+    valid: dict[str, list[dict[str, str]]] = {}
+    for entry in entries:
+        for attachment in entry.attachments:
+            name = str(attachment.conflist.get("name", ""))
+            networks.setdefault(name, attachment.conflist)
+            valid.setdefault(name, []).append({"containerID": entry.container_id, "ifname": attachment.ifname})
+    errors: list[CniError] = []
+    for name, conflist in networks.items():
+        network = Conflist.model_validate(conflist)
+        if not version.at_least(network.version, "1.1.0"):
+            continue  # GC exists from CNI 1.1 on; older delegates would refuse it
+        try:
+            chain.each(
+                network, args.replace(command="GC"), extra={"cni.dev/valid-attachments": valid[name]},
+                builtins=builtins, timeout=timeout,
+            )
+        except CniError as err:
+            errors.append(err.prefixed(f"GC of network {name!r}"))
+    return errors
+
+
+def delegate_args(args: skel.CmdArgs, attachment: cache.CachedAttachment) -> skel.CmdArgs:
+    """The delegate's invocation: its own ifname and CNI_ARGS, the runtime's netns."""
+    return args.replace(ifname=attachment.ifname, args=attachment.cni_args)
+
+
+def _delete_one(
+    attachment: cache.CachedAttachment, args: skel.CmdArgs, *, builtins: Builtins | None, timeout: float
+) -> None:
+    chain.delete(
+        Conflist.model_validate(attachment.conflist),
+        delegate_args(args, attachment),
+        prev_result=attachment.result,
+        capability_args=attachment.capability_args,
+        builtins=builtins,
+        timeout=timeout,
+    )
+
+
+def _rollback(
+    entry: cache.CacheEntry,
+    args: skel.CmdArgs,
+    *,
+    upto: int,
+    cni_dir: str,
+    builtins: Builtins | None,
+    timeout: float,
+) -> None:
+    undone = cache.CacheEntry.model_validate(entry.model_dump(by_alias=True))
+    undone.attachments = undone.attachments[: upto + 1]
+    try:
+        delete_all(undone, args.replace(command="DEL"), cni_dir=cni_dir, builtins=builtins, timeout=timeout)
+    except CniError as err:  # the cache keeps what is left, for the runtime's DEL
+        log.error("rollback of %s left attachments behind: %s", entry.pod, err.msg)
+    else:
+        cache.remove(cni_dir, entry.container_id, entry.ifname)

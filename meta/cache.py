@@ -1,0 +1,102 @@
+"""The attachment cache: what netplex did for one sandbox, so DEL always works.
+
+One file per (container ID, ifname) in `cniDir`, written atomically before the first
+delegate runs (every attachment `pending`) and again after each delegate's result, so a
+crash mid-ADD still leaves enough for DEL. DEL reads only this file: it works with the
+API server down and after the NAD was changed or deleted."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cni import skel, store
+from cni.errors import CniError, Code
+
+CACHE_FORMAT = 1
+State = Literal["pending", "added"]
+
+
+class CachedAttachment(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    network: str  # "namespace/name", or the cluster network's name
+    ifname: str
+    conflist: dict[str, Any]
+    capability_args: dict[str, Any] = Field({}, alias="capabilityArgs")
+    cni_args: str = Field("", alias="cniArgs")
+    is_cluster_network: bool = Field(False, alias="isClusterNetwork")
+    default_route: list[str] = Field([], alias="defaultRoute")  # NPWG default-route gateways
+    state: State = "pending"
+    result: dict[str, Any] | None = None
+
+
+class CacheEntry(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    format: int = CACHE_FORMAT
+    container_id: str = Field(alias="containerID")
+    ifname: str
+    netns: str = ""
+    pod_namespace: str = Field("", alias="podNamespace")
+    pod_name: str = Field("", alias="podName")
+    pod_uid: str = Field("", alias="podUID")
+    cni_version: str = Field("", alias="cniVersion")
+    attachments: list[CachedAttachment] = []
+
+    @property
+    def pod(self) -> str:
+        return f"{self.pod_namespace}/{self.pod_name}" if self.pod_name else self.container_id
+
+
+def path_for(cni_dir: str, container_id: str, ifname: str) -> str:
+    """Named from validated identifiers only: no traversal through IDs or ifnames."""
+    skel.validate_container_id(container_id)
+    skel.validate_ifname(ifname)
+    return os.path.join(cni_dir, "cache", f"{container_id}-{ifname}.json")
+
+
+def write(cni_dir: str, entry: CacheEntry) -> None:
+    try:
+        store.write_json(path_for(cni_dir, entry.container_id, entry.ifname), entry.model_dump(by_alias=True))
+    except OSError as exc:
+        raise CniError(Code.IO_FAILURE, f"cannot write cache in cniDir {cni_dir!r}: {exc.strerror}") from exc
+
+
+def read(cni_dir: str, container_id: str, ifname: str) -> CacheEntry | None:
+    path = path_for(cni_dir, container_id, ifname)
+    try:
+        doc = store.read_json(path)
+    except (OSError, ValueError) as exc:
+        raise CniError(Code.IO_FAILURE, f"cannot read cache {path!r}: {exc}") from exc
+    if doc is None:
+        return None
+    try:
+        return CacheEntry.model_validate(doc)
+    except ValidationError as exc:
+        raise CniError(Code.DECODING_FAILURE, f"cache {path!r} is not a netplex cache", str(exc)) from exc
+
+
+def remove(cni_dir: str, container_id: str, ifname: str) -> None:
+    store.remove(path_for(cni_dir, container_id, ifname))
+
+
+def list_entries(cni_dir: str) -> list[CacheEntry]:
+    """Every readable cache entry (unreadable files are skipped: GC must not stop on one)."""
+    directory = os.path.join(cni_dir, "cache")
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    entries = []
+    for name in names:
+        if not name.endswith(".json") or name.startswith("."):
+            continue
+        try:
+            doc = store.read_json(os.path.join(directory, name))
+            entries.append(CacheEntry.model_validate(doc))
+        except (OSError, ValueError, ValidationError):
+            continue
+    return entries

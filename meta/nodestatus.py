@@ -1,0 +1,40 @@
+"""`netplex status`: what is attached on this node, read from the attachment cache."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from meta import cache
+
+
+def run(*, cni_dir: str, pod: str | None) -> int:
+    entries = [e for e in cache.list_entries(cni_dir) if pod is None or e.pod == pod]
+    if not entries:
+        print(f"no attachments recorded in {cni_dir}" + (f" for pod {pod}" if pod else ""))
+        return 0 if pod is None else 1
+    rows: list[tuple[str, ...]] = [("POD", "CONTAINER", "NETWORK", "IFNAME", "STATE", "IPS")]
+    for entry in entries:
+        for attachment in entry.attachments:
+            rows.append((
+                entry.pod,
+                entry.container_id[:12],
+                attachment.network,
+                attachment.ifname,
+                attachment.state,
+                ",".join(_ips(attachment.result)) or "-",
+            ))
+    print(format_table(rows))
+    return 0
+
+
+def format_table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)
+
+
+def _ips(result: dict[str, Any] | None) -> list[str]:
+    if not result:
+        return []
+    return [str(ip.get("address", "")) for ip in result.get("ips", []) if isinstance(ip, dict)]

@@ -1,0 +1,266 @@
+"""netplex, the meta-plugin: the CNI verbs a runtime calls with `"type": "netplex"`.
+
+ADD reads the config, the pod and its selection, resolves every network to a delegate
+conflist, records the intent in the cache, runs the delegates in order (rolling back on
+failure), applies NPWG default-route selection, writes network-status with one patch and
+returns the merged result. DEL, CHECK and GC work from the cache alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from typing import Any
+
+from cni import skel
+from cni.args import format_cni_args
+from cni.errors import CniError, Code, MultiError
+from cni.invoke import Builtins
+from cni.result import Result
+from meta import attach, cache, config, defaultroute, resolve, status
+from meta.model import CRI_POD_ANNOTATIONS, Attachment
+from meta.source import Forbidden, NotFound, Pod, Source, SourceError, Unavailable
+
+log = logging.getLogger(__name__)
+
+READINESS_WAIT = 45.0  # seconds, as Multus waits for its readiness indicator
+VALID_ATTACHMENTS = "cni.dev/valid-attachments"
+DEFAULT_NAMESPACE = "default"
+
+
+@dataclasses.dataclass(frozen=True)
+class PodIdentity:
+    """Who the sandbox belongs to, from CNI_ARGS (containerd passes all four keys,
+    podman only K8S_POD_NAME: the namespace then defaults to `default`)."""
+
+    namespace: str
+    name: str
+    uid: str
+    infra_container_id: str
+
+    @classmethod
+    def from_args(cls, args: skel.CmdArgs) -> PodIdentity:
+        pairs = args.cni_args
+        return cls(
+            namespace=pairs.get("K8S_POD_NAMESPACE") or DEFAULT_NAMESPACE,
+            name=pairs.get("K8S_POD_NAME", ""),
+            uid=pairs.get("K8S_POD_UID", ""),
+            infra_container_id=pairs.get("K8S_POD_INFRA_CONTAINER_ID") or args.container_id,
+        )
+
+    def delegate_cni_args(self) -> str:
+        """CNI_ARGS for a secondary network's delegates, as Multus passes them."""
+        return format_cni_args({
+            "IgnoreUnknown": "true",
+            "K8S_POD_NAMESPACE": self.namespace,
+            "K8S_POD_NAME": self.name,
+            "K8S_POD_INFRA_CONTAINER_ID": self.infra_container_id,
+            "K8S_POD_UID": self.uid,
+        })
+
+
+def cmd_add(args: skel.CmdArgs) -> Result:
+    started = time.monotonic()
+    conf = config.load_meta_conf(args.stdin)
+    config.wait_for_readiness(conf, min(READINESS_WAIT, conf.add_timeout))
+    identity = PodIdentity.from_args(args)
+    source = open_source(conf)
+    pod = _pod(conf, identity, source)
+    plan = _resolve(conf, pod, source, args)
+    entry = cache.CacheEntry(
+        container_id=args.container_id, ifname=args.ifname, netns=args.netns,
+        pod_namespace=pod.namespace, pod_name=pod.name, pod_uid=pod.uid, cni_version=conf.version,
+        attachments=[_cached(attachment, identity, args) for attachment in plan],
+    )
+    cache.write(conf.cni_dir, entry)  # the intent, before any delegate runs
+    delegate_call = args.replace(path=_cni_path(conf, args))
+    results = attach.add_all(
+        entry, delegate_call, cni_dir=conf.cni_dir, builtins=_builtins(conf),
+        deadline=started + conf.add_timeout, delegate_timeout=conf.delegate_timeout,
+    )
+    try:
+        results = defaultroute.apply(plan, results, netns=args.netns)
+        if pod.name:
+            _publish(source, pod, status.network_status(list(zip(plan, results, strict=True))))
+    except CniError as err:
+        _undo(entry, delegate_call, conf)
+        raise err.prefixed(f"{entry.pod}") from err
+    return status.merged_result(list(zip(plan, results, strict=True)), mode=conf.result_ips, cni_version=conf.version)
+
+
+def cmd_del(args: skel.CmdArgs) -> None:
+    conf = config.load_meta_conf(args.stdin)
+    entry = cache.read(conf.cni_dir, args.container_id, args.ifname)
+    if entry is None:
+        log.info("DEL %s/%s: nothing recorded, nothing to do", args.container_id, args.ifname)
+        return
+    netns = args.netns if args.netns and os.path.exists(args.netns) else ""
+    attach.delete_all(
+        entry, args.replace(netns=netns, path=_cni_path(conf, args)),
+        cni_dir=conf.cni_dir, builtins=_builtins(conf), timeout=conf.delegate_timeout,
+    )
+
+
+def cmd_check(args: skel.CmdArgs) -> None:
+    conf = config.load_meta_conf(args.stdin)
+    entry = cache.read(conf.cni_dir, args.container_id, args.ifname)
+    if entry is None:
+        raise CniError(Code.UNKNOWN_CONTAINER, f"no attachments recorded for container {args.container_id!r}")
+    attach.check_all(
+        entry, args.replace(path=_cni_path(conf, args)), builtins=_builtins(conf), timeout=conf.delegate_timeout
+    )
+
+
+def cmd_status(args: skel.CmdArgs) -> None:
+    conf = config.load_meta_conf(args.stdin)
+    if not config.is_ready(conf):
+        raise CniError(
+            Code.NOT_AVAILABLE,
+            f"not ready: readinessindicatorfile {conf.readiness_indicator_file!r} does not exist",
+        )
+
+
+def cmd_gc(args: skel.CmdArgs) -> None:
+    """CNI 1.1 GC: DEL every recorded sandbox the runtime no longer lists, then let each
+    network's delegates free what they hold for attachments that are not valid."""
+    conf = config.load_meta_conf(args.stdin)
+    valid = _valid_attachments(conf)
+    builtins = _builtins(conf)
+    call = args.replace(path=_cni_path(conf, args))
+    errors: list[CniError] = []
+    kept: list[cache.CacheEntry] = []
+    for entry in cache.list_entries(conf.cni_dir):
+        if (entry.container_id, entry.ifname) in valid:
+            kept.append(entry)
+            continue
+        stale = call.replace(
+            command="DEL", container_id=entry.container_id, ifname=entry.ifname,
+            netns=entry.netns if entry.netns and os.path.exists(entry.netns) else "",
+        )
+        try:
+            attach.delete_all(entry, stale, cni_dir=conf.cni_dir, builtins=builtins, timeout=conf.delegate_timeout)
+        except CniError as err:
+            errors.append(err)
+    errors.extend(attach.gc_delegates(kept, call, builtins=builtins, timeout=conf.delegate_timeout))
+    if errors:
+        raise errors[0] if len(errors) == 1 else MultiError(errors)
+
+
+PLUGIN = skel.Plugin(
+    add=cmd_add, delete=cmd_del, check=cmd_check, status=cmd_status, gc=cmd_gc, about="netplex"
+)
+
+
+def main() -> None:
+    raise SystemExit(skel.run(PLUGIN))
+
+
+def open_source(conf: config.MetaConf) -> Source:
+    """The Kubernetes API when a kubeconfig is set, else the local manifest directory.
+    `meta.k8s` (and with it `kubernetes`, ~200 ms) is imported only in the first case."""
+    if conf.uses_kubernetes:
+        from meta import k8s
+
+        try:
+            return k8s.Kube.from_kubeconfig(conf.kubeconfig, timeout=min(conf.delegate_timeout, 10.0))
+        except SourceError as err:
+            raise _source_error(err) from err
+    from meta.local import LocalSource
+
+    return LocalSource(conf.local_networks)
+
+
+def _pod(conf: config.MetaConf, identity: PodIdentity, source: Source) -> Pod:
+    if not identity.name:  # not a Kubernetes pod: the cluster network and defaultNetworks only
+        return Pod(namespace=identity.namespace, name="")
+    from_runtime = conf.runtime_config.get(CRI_POD_ANNOTATIONS)
+    if isinstance(from_runtime, dict):  # containerd handed us the annotations: no API read
+        annotations = {str(k): str(v) for k, v in from_runtime.items()}
+        return Pod(namespace=identity.namespace, name=identity.name, uid=identity.uid, annotations=annotations)
+    try:
+        pod = source.get_pod(identity.namespace, identity.name)
+    except NotFound as err:  # never a made-up result for a pod the API does not know
+        raise CniError(Code.UNKNOWN_CONTAINER, str(err)) from err
+    except SourceError as err:
+        raise _source_error(err) from err
+    if identity.uid and pod.uid and identity.uid != pod.uid:
+        raise CniError(
+            Code.UNKNOWN_CONTAINER,
+            f"pod {identity.namespace}/{identity.name}: UID {pod.uid} differs from the runtime's {identity.uid}"
+            " (the pod was recreated)",
+        )
+    return pod
+
+
+def _resolve(conf: config.MetaConf, pod: Pod, source: Source, args: skel.CmdArgs) -> list[Attachment]:
+    try:
+        return resolve.resolve(conf, pod, source, runtime_config=conf.runtime_config, ifname=args.ifname)
+    except SourceError as err:
+        raise _source_error(err) from err
+
+
+def _cached(attachment: Attachment, identity: PodIdentity, args: skel.CmdArgs) -> cache.CachedAttachment:
+    gateways = attachment.default_route or ()
+    return cache.CachedAttachment(
+        network=attachment.network,
+        ifname=attachment.ifname,
+        conflist=attachment.conflist.model_dump(by_alias=True, exclude_none=True),
+        capability_args=dict(attachment.capability_args),
+        # The cluster network gets the runtime's own CNI_ARGS (podman's IP=/MAC= are for it).
+        cni_args=args.args if attachment.is_cluster_network else identity.delegate_cni_args(),
+        is_cluster_network=attachment.is_cluster_network,
+        default_route=[str(gateway) for gateway in gateways],
+    )
+
+
+def _publish(source: Source, pod: Pod, network_status: list[dict[str, Any]]) -> None:
+    try:
+        source.set_network_status(pod, network_status)
+    except SourceError as err:
+        raise _source_error(err).prefixed("cannot write network-status") from err
+
+
+def _undo(entry: cache.CacheEntry, args: skel.CmdArgs, conf: config.MetaConf) -> None:
+    try:
+        attach.delete_all(
+            entry, args.replace(command="DEL"), cni_dir=conf.cni_dir,
+            builtins=_builtins(conf), timeout=conf.delegate_timeout,
+        )
+    except CniError as err:
+        log.error("rollback of %s left attachments behind: %s", entry.pod, err.msg)
+
+
+def _builtins(conf: config.MetaConf) -> Builtins | None:
+    if not conf.builtin_delegates:
+        return None
+    from delegates import registry
+
+    return registry.lookup
+
+
+def _cni_path(conf: config.MetaConf, args: skel.CmdArgs) -> tuple[str, ...]:
+    """Delegates are found in binDir first, then the runtime's CNI_PATH (as Multus)."""
+    return (conf.bin_dir, *(p for p in args.path if p != conf.bin_dir))
+
+
+def _valid_attachments(conf: config.MetaConf) -> set[tuple[str, str]]:
+    raw = (conf.model_extra or {}).get(VALID_ATTACHMENTS, [])
+    if not isinstance(raw, list):
+        raise CniError(Code.INVALID_NETWORK_CONFIG, f"{VALID_ATTACHMENTS}: must be a list")
+    valid = set()
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("containerID"), str):
+            raise CniError(Code.INVALID_NETWORK_CONFIG, f"{VALID_ATTACHMENTS}.{index}: want containerID and ifname")
+        valid.add((item["containerID"], str(item.get("ifname", ""))))
+    return valid
+
+
+def _source_error(err: SourceError) -> CniError:
+    if isinstance(err, Unavailable):
+        return CniError(Code.TRY_AGAIN_LATER, str(err))
+    if isinstance(err, NotFound):
+        return CniError(Code.INVALID_NETWORK_CONFIG, str(err))
+    if isinstance(err, Forbidden):
+        return CniError(Code.INVALID_ENVIRONMENT, f"{err} (check netplex's RBAC)")
+    return CniError(Code.INTERNAL, str(err))
