@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cni import skel
@@ -19,8 +20,8 @@ from cni.errors import CniError, Code, MultiError
 from cni.invoke import Builtins
 from cni.result import Result
 from meta import attach, cache, config, defaultroute, resolve, status
-from meta.model import CRI_POD_ANNOTATIONS, Attachment
-from meta.source import Forbidden, NotFound, Pod, Source, SourceError, Unavailable
+from meta.model import Attachment
+from meta.source import Forbidden, NetworkAttachment, NotFound, Pod, Source, SourceError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,44 @@ class PodIdentity:
 
 
 def cmd_add(args: skel.CmdArgs) -> Result:
-    started = time.monotonic()
     conf = config.load_meta_conf(args.stdin)
+    return add(conf, args, source_factory=lambda: open_source(conf))
+
+
+def cmd_del(args: skel.CmdArgs) -> None:
+    delete(config.load_meta_conf(args.stdin), args)
+
+
+def cmd_check(args: skel.CmdArgs) -> None:
+    check(config.load_meta_conf(args.stdin), args)
+
+
+def cmd_status(args: skel.CmdArgs) -> None:
+    conf = config.load_meta_conf(args.stdin)
+    if not config.is_ready(conf):
+        raise CniError(
+            Code.NOT_AVAILABLE,
+            f"not ready: readinessindicatorfile {conf.readiness_indicator_file!r} does not exist",
+        )
+
+
+def cmd_gc(args: skel.CmdArgs) -> None:
+    gc(config.load_meta_conf(args.stdin), args)
+
+
+PLUGIN = skel.Plugin(
+    add=cmd_add, delete=cmd_del, check=cmd_check, status=cmd_status, gc=cmd_gc, about="netplex"
+)
+
+
+def add(conf: config.MetaConf, args: skel.CmdArgs, *, source_factory: Callable[[], Source]) -> Result:
+    """The ADD flow for a parsed config; the daemon calls it with its watch-cache source.
+    The source is opened only when needed (containerd's annotations spare the pod read,
+    but NADs and network-status still need it)."""
+    started = time.monotonic()
     config.wait_for_readiness(conf, min(READINESS_WAIT, conf.add_timeout))
     identity = PodIdentity.from_args(args)
-    source = open_source(conf)
+    source = _LazySource(source_factory)
     pod = _pod(conf, identity, source)
     plan = _resolve(conf, pod, source, args)
     entry = cache.CacheEntry(
@@ -89,8 +123,8 @@ def cmd_add(args: skel.CmdArgs) -> Result:
     return status.merged_result(list(zip(plan, results, strict=True)), mode=conf.result_ips, cni_version=conf.version)
 
 
-def cmd_del(args: skel.CmdArgs) -> None:
-    conf = config.load_meta_conf(args.stdin)
+def delete(conf: config.MetaConf, args: skel.CmdArgs) -> None:
+    """DEL from the cache alone: no API access, works after the NAD is gone."""
     entry = cache.read(conf.cni_dir, args.container_id, args.ifname)
     if entry is None:
         log.info("DEL %s/%s: nothing recorded, nothing to do", args.container_id, args.ifname)
@@ -102,8 +136,7 @@ def cmd_del(args: skel.CmdArgs) -> None:
     )
 
 
-def cmd_check(args: skel.CmdArgs) -> None:
-    conf = config.load_meta_conf(args.stdin)
+def check(conf: config.MetaConf, args: skel.CmdArgs) -> None:
     entry = cache.read(conf.cni_dir, args.container_id, args.ifname)
     if entry is None:
         raise CniError(Code.UNKNOWN_CONTAINER, f"no attachments recorded for container {args.container_id!r}")
@@ -112,19 +145,9 @@ def cmd_check(args: skel.CmdArgs) -> None:
     )
 
 
-def cmd_status(args: skel.CmdArgs) -> None:
-    conf = config.load_meta_conf(args.stdin)
-    if not config.is_ready(conf):
-        raise CniError(
-            Code.NOT_AVAILABLE,
-            f"not ready: readinessindicatorfile {conf.readiness_indicator_file!r} does not exist",
-        )
-
-
-def cmd_gc(args: skel.CmdArgs) -> None:
+def gc(conf: config.MetaConf, args: skel.CmdArgs) -> None:
     """CNI 1.1 GC: DEL every recorded sandbox the runtime no longer lists, then let each
     network's delegates free what they hold for attachments that are not valid."""
-    conf = config.load_meta_conf(args.stdin)
     valid = _valid_attachments(conf)
     builtins = _builtins(conf)
     call = args.replace(path=_cni_path(conf, args))
@@ -147,15 +170,6 @@ def cmd_gc(args: skel.CmdArgs) -> None:
         raise errors[0] if len(errors) == 1 else MultiError(errors)
 
 
-PLUGIN = skel.Plugin(
-    add=cmd_add, delete=cmd_del, check=cmd_check, status=cmd_status, gc=cmd_gc, about="netplex"
-)
-
-
-def main() -> None:
-    raise SystemExit(skel.run(PLUGIN))
-
-
 def open_source(conf: config.MetaConf) -> Source:
     """The Kubernetes API when a kubeconfig is set, else the local manifest directory.
     `meta.k8s` (and with it `kubernetes`, ~200 ms) is imported only in the first case."""
@@ -171,12 +185,35 @@ def open_source(conf: config.MetaConf) -> Source:
     return LocalSource(conf.local_networks)
 
 
+class _LazySource:
+    """Opens the real source on first use: an ADD that needs no read or write of the
+    API (no pod name, annotations from the runtime, only file-based networks) never
+    imports `kubernetes`."""
+
+    def __init__(self, factory: Callable[[], Source]) -> None:
+        self._factory = factory
+        self._source: Source | None = None
+
+    def _get(self) -> Source:
+        if self._source is None:
+            self._source = self._factory()
+        return self._source
+
+    def get_pod(self, namespace: str, name: str) -> Pod:
+        return self._get().get_pod(namespace, name)
+
+    def get_attachment(self, namespace: str, name: str) -> NetworkAttachment:
+        return self._get().get_attachment(namespace, name)
+
+    def set_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
+        self._get().set_network_status(pod, status)
+
+
 def _pod(conf: config.MetaConf, identity: PodIdentity, source: Source) -> Pod:
     if not identity.name:  # not a Kubernetes pod: the cluster network and defaultNetworks only
         return Pod(namespace=identity.namespace, name="")
-    from_runtime = conf.runtime_config.get(CRI_POD_ANNOTATIONS)
-    if isinstance(from_runtime, dict):  # containerd handed us the annotations: no API read
-        annotations = {str(k): str(v) for k, v in from_runtime.items()}
+    annotations = resolve.pod_annotations_from_runtime(conf.runtime_config)
+    if annotations is not None:  # containerd handed us the annotations: no API read
         return Pod(namespace=identity.namespace, name=identity.name, uid=identity.uid, annotations=annotations)
     try:
         pod = source.get_pod(identity.namespace, identity.name)

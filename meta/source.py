@@ -5,6 +5,7 @@ network-status: the Kubernetes API (meta/k8s.py) or a local directory of manifes
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -45,6 +46,12 @@ class NetworkAttachment:
     name: str
     config: str = ""
     annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+def encode_network_status(status: list[dict[str, Any]]) -> str:
+    """The network-status annotation's value, byte for byte as Multus writes it: each entry
+    indented by four spaces (Go's json.MarshalIndent), joined by "," inside "[...]"."""
+    return "[" + ",".join(json.dumps(entry, indent=4, ensure_ascii=False) for entry in status) + "]"
 
 
 class Source(Protocol):

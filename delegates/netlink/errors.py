@@ -11,7 +11,7 @@ import errno as errnos
 import os
 
 
-class NetlinkFailure(OSError):
+class NetlinkFailure(OSError):  # noqa: N818 - the name callers catch
     """A netlink request failed: `op` on `target` with kernel error `errno`.
 
     `str()` reads `failed to <op> "<target>": <reason>`, lowercase, ready to be the
@@ -29,7 +29,7 @@ class NetlinkFailure(OSError):
         return f'failed to {self.op} "{self.target}": {self.message}'
 
     def __reduce__(self) -> tuple[type[NetlinkFailure], tuple[str, str, int, str]]:
-        return (type(self), (self.op, self.target, self.errno, self.message))
+        return (type(self), (self.op, self.target, int(self.errno or 0), self.message))
 
 
 class LinkNotFound(NetlinkFailure):
@@ -56,13 +56,11 @@ class WrongLinkKind(NetlinkFailure):
 class KindNotSupported(NetlinkFailure):
     """The kernel does not know the link kind (module missing): errno EOPNOTSUPP."""
 
-    def __init__(
-        self, op: str, target: str, errno: int = errnos.EOPNOTSUPP, message: str | None = None
-    ) -> None:
+    def __init__(self, op: str, target: str, errno: int = errnos.EOPNOTSUPP, message: str | None = None) -> None:
         super().__init__(op, target, errno, message)
 
 
-class NetnsNotFound(LookupError):
+class NetnsNotFound(LookupError):  # noqa: N818 - reads as the condition it reports
     """A network namespace path does not exist or is not a network namespace."""
 
     def __init__(self, path: str) -> None:

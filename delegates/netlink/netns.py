@@ -27,7 +27,7 @@ from pyroute2 import IPRoute
 
 from delegates.netlink.errors import NetnsNotFound
 
-__all__ = ["RUN_DIR", "call", "create", "exists", "path_for", "remove", "run"]
+__all__ = ["RUN_DIR", "call", "create", "exists", "opened", "path_for", "remove", "run", "unique_name"]
 
 RUN_DIR = "/run/netns"  # where `ip netns add` puts named namespaces
 
@@ -78,12 +78,22 @@ def exists(path: str) -> bool:
 
 
 @contextlib.contextmanager
-def _open_ns(path: str) -> Iterator[int]:
+def opened(path: str) -> Iterator[int]:
+    """An fd for the namespace at `path`, closed on exit; `NetnsNotFound` if it is none.
+
+    Hand it to the kernel (IFLA_NET_NS_FD) to create or move a link into the namespace.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise NetnsNotFound(path) from exc
     try:
+        try:
+            is_netns = fcntl.ioctl(fd, _NS_GET_NSTYPE) == _CLONE_NEWNET
+        except OSError:
+            is_netns = False
+        if not is_netns:  # e.g. a stale, unmounted /run/netns entry
+            raise NetnsNotFound(path)
         yield fd
     finally:
         os.close(fd)
@@ -119,7 +129,7 @@ def call(path: str | None, fn: Callable[[], T]) -> T:
     """
     if path is None:
         return _in_thread(fn)
-    with _open_ns(path) as fd:
+    with opened(path) as fd:
 
         def enter() -> None:
             if _lib().setns(fd, _CLONE_NEWNET) != 0:
@@ -171,7 +181,7 @@ def _bind_new_netns(path: str) -> None:
     libc = _lib()
     _check(libc.unshare(_CLONE_NEWNET), "unshare", path)
     # /proc/thread-self: this thread's namespace, not the thread group leader's
-    source = f"/proc/thread-self/ns/net".encode()
+    source = b"/proc/thread-self/ns/net"
     _check(libc.mount(source, path.encode(), b"none", _MS_BIND, None), "mount", path)
 
 

@@ -1,0 +1,393 @@
+"""The relocatable runtime `netplex install` puts on a node, and its launchers.
+
+A venv is not relocatable, so a release is a flat library directory (what `pip install
+--target` makes) holding netplex's packages and every runtime dependency, plus one entry
+script per console script; the node's own CPython runs it. Compiled dependencies
+(pydantic-core, PyYAML's `_yaml`, rpds-py) are built for this interpreter's ABI, so the
+node needs the same CPython minor version on the same machine type:
+`find_node_python` checks that and refuses to install otherwise.
+
+Paths: the installer sees the node's `/` at `HostRoot.path` (`/host` in the DaemonSet);
+launchers and configs name node paths.
+
+Nothing is rewritten in place. A release is copied into a staging directory and renamed
+to `releases/<id>` whole; a launcher is written beside its final name and renamed over it,
+so a running plugin never hits "text file busy" and never sees half a release. The
+release the launchers ran before an upgrade stays until the next upgrade, so a plugin
+started from it can finish."""
+
+from __future__ import annotations
+
+import compileall
+import dataclasses
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable, Sequence
+from importlib import metadata
+from pathlib import Path, PurePosixPath
+
+from cni import store
+from meta.launcher import templates
+
+log = logging.getLogger(__name__)
+
+DISTRIBUTION = "netplex"
+OWN_PACKAGES = ("cni", "delegates", "meta")
+RELEASES = "releases"
+STAGING_PREFIX = ".staging-"
+PYTHON_CANDIDATES = ("/usr/bin/python3.11", "/usr/local/bin/python3.11", "/usr/bin/python3", "/usr/local/bin/python3")
+_SKIPPED_DIRS = frozenset({"__pycache__"})
+# Parts of dependencies the plugin never imports, left out of a release: kubernetes's
+# asyncio client is two fifths of a release (meta/k8s.py uses the synchronous one).
+PRUNED = (PurePosixPath("kubernetes/aio"),)
+_ELF_MAGIC = b"\x7fELF"
+_PYTHON_NAME = re.compile(r"python(\d+)\.(\d+)$")
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+class InstallError(Exception):
+    """A failure of `netplex install`, with a message that says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HostRoot:
+    """Where the node's `/` is as the installer sees it (`/` when installing in place)."""
+
+    path: str
+
+    def inside(self, node_path: str) -> str:
+        """The installer's path of `node_path`."""
+        return os.path.join(self.path, node_path.lstrip("/")) if self.path != "/" else node_path
+
+    def on_node(self, path: str) -> str:
+        """The node's path of the installer's `path` (which must lie under the root)."""
+        absolute = os.path.abspath(path)
+        root = os.path.abspath(self.path)
+        if root == "/":
+            return absolute
+        if absolute != root and not absolute.startswith(root + "/"):
+            raise InstallError(f"{path!r} is not under the host root {self.path!r}: the node could not find it")
+        return "/" + os.path.relpath(absolute, root) if absolute != root else "/"
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One distribution's files to copy: (absolute source path, path inside lib/)."""
+
+    name: str
+    version: str
+    files: tuple[tuple[Path, PurePosixPath], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    id: str
+    path: str  # as the installer sees it
+    scripts: tuple[tuple[str, str, str], ...]  # (name, module, attr) of each console script
+
+
+# --- the node's Python -------------------------------------------------------------
+
+
+def python_version() -> str:
+    """The CPython minor version the runtime is built for (this interpreter's)."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def find_node_python(root: HostRoot, requested: str = "auto") -> str:
+    """The node path of a CPython that can run this runtime: the same minor version and
+    machine type as this interpreter. `auto` tries PYTHON_CANDIDATES in order. The check
+    reads files only (name, stdlib directory, ELF header); when the root is `/` it also
+    runs the interpreter. InstallError names every candidate and why it failed."""
+    candidates = PYTHON_CANDIDATES if requested == "auto" else (requested,)
+    reasons = []
+    for candidate in candidates:
+        reason = _python_problem(root, candidate)
+        if reason is None:
+            return candidate
+        reasons.append(f"{candidate}: {reason}")
+    raise InstallError(
+        f"the node has no CPython {python_version()} that netplex can use. The plugin runs on the node, "
+        f"outside any container, with the node's Python, and its compiled dependencies (pydantic-core, PyYAML, "
+        f"rpds-py) are built for CPython {python_version()} ({sys.implementation.cache_tag}). Looked at: "
+        + "; ".join(reasons)
+        + f". Install python{python_version()} on the node (Debian 12: apt-get install python{python_version()}) "
+        "or pass --node-python PATH."
+    )
+
+
+def _python_problem(root: HostRoot, node_path: str) -> str | None:
+    inside = root.inside(node_path)
+    if not os.path.lexists(inside):
+        return "not found"
+    resolved = _resolve_in_root(root, node_path)
+    if resolved is None:
+        return "a symlink that leads nowhere"
+    real = root.inside(resolved)
+    if not os.path.isfile(real) or not os.access(real, os.X_OK):
+        return f"{resolved} is not an executable file"
+    named = _PYTHON_NAME.search(os.path.basename(resolved)) or _PYTHON_NAME.search(os.path.basename(node_path))
+    if named is None:
+        return f"{resolved}: cannot tell its version from its name (want python{python_version()})"
+    found = f"{named.group(1)}.{named.group(2)}"
+    if found != python_version():
+        return f"it is Python {found}"
+    prefix = os.path.dirname(os.path.dirname(resolved))
+    stdlib = os.path.join(prefix, "lib", f"python{found}", "os.py")
+    if not os.path.isfile(root.inside(stdlib)):
+        return f"no standard library at {os.path.dirname(stdlib)}"
+    ours, theirs = _elf_machine(os.path.realpath(sys.executable)), _elf_machine(real)
+    if ours is not None and theirs != ours:
+        return "built for another machine type than this runtime"
+    if os.path.abspath(root.path) == "/":
+        return _run_problem(node_path)
+    return None
+
+
+def _resolve_in_root(root: HostRoot, node_path: str) -> str | None:
+    """Follow symlinks with absolute targets taken inside the root (at most 16 hops)."""
+    current = node_path
+    for _ in range(16):
+        inside = root.inside(current)
+        if not os.path.islink(inside):
+            return current if os.path.exists(inside) else None
+        target = os.readlink(inside)
+        current = os.path.normpath(target if target.startswith("/") else os.path.join(os.path.dirname(current), target))
+    return None
+
+
+def _elf_machine(path: str) -> tuple[int, int, int] | None:
+    """(class, byte order, e_machine) of an ELF file; None when it is not one."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return None
+    if len(header) < 20 or not header.startswith(_ELF_MAGIC):
+        return None
+    order = "little" if header[5] == 1 else "big"
+    return header[4], header[5], int.from_bytes(header[18:20], order)
+
+
+def _run_problem(node_path: str) -> str | None:
+    probe = "import sys; print(sys.implementation.name, sys.implementation.cache_tag)"
+    try:
+        answer = subprocess.run(
+            [node_path, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=30, check=False
+        )
+    except OSError as exc:
+        return f"cannot run it: {exc.strerror}"
+    expected = f"{sys.implementation.name} {sys.implementation.cache_tag}"
+    if answer.returncode != 0 or answer.stdout.strip() != expected:
+        return f"it says {answer.stdout.strip() or answer.stderr.strip()!r}, want {expected!r}"
+    return None
+
+
+# --- what a release holds ------------------------------------------------------------
+
+
+def default_sources() -> list[Source]:
+    """netplex's own packages and the runtime dependency closure of the `netplex`
+    distribution (extras excluded), as installed for this interpreter."""
+    own = Source(DISTRIBUTION, _own_version(), tuple(_own_files()))
+    return [own, *(_dist_source(dist) for dist in _dependency_closure(DISTRIBUTION))]
+
+
+def console_scripts() -> tuple[tuple[str, str, str], ...]:
+    """(name, module, attr) of each of netplex's console scripts (`netplex`, `netplex-bridge`, ...)."""
+    found = []
+    for entry in metadata.distribution(DISTRIBUTION).entry_points:
+        if entry.group == "console_scripts":
+            module, _, attr = entry.value.partition(":")
+            found.append((entry.name, module.strip(), attr.strip()))
+    return tuple(sorted(found))
+
+
+def release_id(sources: Sequence[Source]) -> str:
+    """`<version>-<hash>`: the hash covers each dependency's name and version and the
+    bytes of netplex's own files, so a rebuilt checkout gets a new release."""
+    digest = hashlib.sha256()
+    for source in sorted(sources, key=lambda s: s.name):
+        digest.update(f"{source.name}=={source.version}\n".encode())
+        if source.name == DISTRIBUTION:
+            for path, target in sorted(source.files, key=lambda item: str(item[1])):
+                digest.update(f"{target}\n".encode())
+                digest.update(path.read_bytes())
+    return f"{_own_version()}-{digest.hexdigest()[:12]}"
+
+
+def _own_version() -> str:
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+def _own_files() -> Iterable[tuple[Path, PurePosixPath]]:
+    for package in OWN_PACKAGES:
+        module = sys.modules.get(package) or __import__(package)
+        base = Path(module.__file__ or "").parent
+        yield from _tree_files(base, PurePosixPath(package))
+
+
+def _tree_files(base: Path, target: PurePosixPath) -> Iterable[tuple[Path, PurePosixPath]]:
+    for directory, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(name for name in dirnames if name not in _SKIPPED_DIRS)
+        relative = PurePosixPath(Path(directory).relative_to(base).as_posix())
+        for name in sorted(filenames):
+            if not name.endswith((".pyc", ".pyo")):
+                yield Path(directory, name), target / relative / name
+
+
+def _dependency_closure(name: str) -> list[metadata.Distribution]:
+    """Every distribution `name` needs at run time. Requirements of an extra are left out;
+    one with another marker (python_version, sys_platform) counts when it is installed,
+    which is what pip decided for this interpreter."""
+    seen: dict[str, metadata.Distribution] = {}
+    pending = list(metadata.requires(name) or [])
+    while pending:
+        requirement, _, marker = pending.pop().partition(";")
+        if "extra" in marker:
+            continue
+        found = _REQUIREMENT_NAME.match(requirement)
+        if found is None:
+            continue
+        key = re.sub(r"[-_.]+", "-", found.group(1)).lower()
+        if key in seen:
+            continue
+        try:
+            dist = metadata.distribution(key)
+        except metadata.PackageNotFoundError as exc:
+            if marker.strip():
+                continue  # its marker is false here
+            raise InstallError(f"dependency {found.group(1)!r} of netplex is not installed here") from exc
+        seen[key] = dist
+        pending.extend(dist.requires or [])
+    return [seen[key] for key in sorted(seen)]
+
+
+def _dist_source(dist: metadata.Distribution) -> Source:
+    """A dependency's files from its RECORD, only those inside its site directory (no
+    scripts in bin/, no byte code: the release is compiled after copying)."""
+    site = Path(str(dist.locate_file(""))).resolve()
+    files = []
+    for record in dist.files or ():
+        path = Path(str(dist.locate_file(record))).resolve()
+        if not path.is_relative_to(site) or not path.is_file() or path.suffix in (".pyc", ".pyo"):
+            continue
+        target = PurePosixPath(path.relative_to(site).as_posix())
+        if not any(target.is_relative_to(pruned) for pruned in PRUNED):
+            files.append((path, target))
+    return Source(dist.metadata["Name"], dist.version, tuple(files))
+
+
+# --- building and installing ---------------------------------------------------------
+
+
+def build_release(lib_dir: str, sources: Sequence[Source], scripts: Sequence[tuple[str, str, str]]) -> Release:
+    """`lib_dir/releases/<id>`, built now unless it is already there (a release directory
+    exists only whole: it is renamed into place after everything is written)."""
+    rid = release_id(sources)
+    releases = os.path.join(lib_dir, RELEASES)
+    target = os.path.join(releases, rid)
+    release = Release(id=rid, path=target, scripts=tuple(scripts))
+    if os.path.isdir(target):
+        log.info("release %s is already installed", rid)
+        return release
+    os.makedirs(releases, mode=0o755, exist_ok=True)
+    staging = os.path.join(releases, f"{STAGING_PREFIX}{rid}-{uuid.uuid4().hex[:8]}")
+    try:
+        _fill(staging, sources, scripts)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            if not os.path.isdir(target):  # not another installer winning the race
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("installed release %s", target)
+    return release
+
+
+def _fill(staging: str, sources: Sequence[Source], scripts: Sequence[tuple[str, str, str]]) -> None:
+    lib = os.path.join(staging, "lib")
+    for source in sources:
+        for path, target in source.files:
+            destination = os.path.join(lib, *target.parts)
+            os.makedirs(os.path.dirname(destination), mode=0o755, exist_ok=True)
+            shutil.copy2(path, destination)  # keeps mtimes: the byte code below records them
+    own = os.path.join(lib, f"{DISTRIBUTION}-{_own_version()}.dist-info")
+    os.makedirs(own, mode=0o755, exist_ok=True)
+    with open(os.path.join(own, "METADATA"), "w", encoding="utf-8") as handle:
+        handle.write(f"Metadata-Version: 2.1\nName: {DISTRIBUTION}\nVersion: {_own_version()}\n")
+    bin_dir = os.path.join(staging, "bin")
+    os.makedirs(bin_dir, mode=0o755)
+    for name, module, attr in scripts:
+        with open(os.path.join(bin_dir, name), "w", encoding="utf-8") as handle:
+            handle.write(templates.entry(name=name, module=module, attr=attr))
+    # Byte code now, so no plugin pays for compiling on the node (the node's CPython has
+    # the same minor version, hence the same magic number).
+    if not compileall.compile_dir(lib, quiet=2, workers=0):
+        log.warning("some files of the release did not compile; they will be compiled on first import")
+    for directory, _dirnames, filenames in os.walk(staging):
+        os.chmod(directory, 0o755)
+        for name in filenames:
+            os.chmod(os.path.join(directory, name), 0o644)
+
+
+def write_launchers(bin_dir: str, release: Release, *, root: HostRoot, python: str) -> list[str]:
+    """Write a launcher per console script into `bin_dir`; only those whose text changed
+    are replaced (atomically). Returns the names written."""
+    written = []
+    release_on_node = root.on_node(release.path)
+    for name, _module, _attr in release.scripts:
+        text = templates.launcher(
+            name=name, version=_own_version(), python=python, python_version=python_version(),
+            release=release_on_node,
+        )
+        path = os.path.join(bin_dir, name)
+        if _read(path) == text:
+            continue
+        store.atomic_write(path, text.encode(), mode=0o755)
+        written.append(name)
+    return written
+
+
+def installed_release(bin_dir: str, root: HostRoot) -> str | None:
+    """The id of the release the `netplex` launcher in `bin_dir` runs now, if any."""
+    text = _read(os.path.join(bin_dir, DISTRIBUTION))
+    found = templates.release_of(text) if text is not None else None
+    return os.path.basename(found) if found else None
+
+
+def remove_old_releases(lib_dir: str, keep: Iterable[str]) -> list[str]:
+    """Delete releases (and leftover staging directories) not in `keep`; returns them."""
+    releases = os.path.join(lib_dir, RELEASES)
+    kept = set(keep)
+    removed = []
+    try:
+        names = sorted(os.listdir(releases))
+    except FileNotFoundError:
+        return []
+    for name in names:
+        if name in kept:
+            continue
+        shutil.rmtree(os.path.join(releases, name), ignore_errors=True)
+        removed.append(name)
+    return removed
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (FileNotFoundError, UnicodeDecodeError, IsADirectoryError):
+        return None

@@ -1,0 +1,601 @@
+"""A Kubernetes API server double for the kube lane: real HTTP on 127.0.0.1, an in-memory
+store of pods and NetworkAttachmentDefinitions, and a record of every request.
+
+It implements the endpoints netplex uses, in the shapes the real server sends (kind,
+apiVersion, metadata with uid and resourceVersion, `Status` objects for errors):
+
+  GET    /api/v1/namespaces/{ns}/pods/{name}[/status]
+  PATCH  /api/v1/namespaces/{ns}/pods/{name}[/status]   merge and strategic-merge patches
+  GET    /api/v1/pods, /api/v1/namespaces/{ns}/pods      list (fieldSelector, labelSelector)
+  GET    /apis/k8s.cni.cncf.io/v1/namespaces/{ns}/network-attachment-definitions[/{name}]
+  GET    /apis/k8s.cni.cncf.io/v1/network-attachment-definitions
+  ...?watch=1 on every list: JSON lines of {"type", "object"} from `resourceVersion`
+
+It speaks HTTP/1.0, one request per connection, so `stop()` leaves no idle connection
+behind: the next request is refused, as with an API server that went away. Tests inject
+failures (`fail_next`, `delay_next`) and check `requests`. An exception inside the double
+lands in `errors`; the fixture fails the test on any."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+PODS = "pods"
+NADS = "network-attachment-definitions"
+NAD_API_VERSION = "k8s.cni.cncf.io/v1"
+CREATED = "2024-01-01T00:00:00Z"
+_PATCH_TYPES = {"application/merge-patch+json", "application/strategic-merge-patch+json"}
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+}
+_NAD_PREFIX = r"/apis/k8s\.cni\.cncf\.io/v1"
+_ROUTES = [
+    (re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)(/status)?"), PODS, "object"),
+    (re.compile(r"/api/v1/namespaces/([^/]+)/pods"), PODS, "list"),
+    (re.compile(r"/api/v1/pods()"), PODS, "list"),
+    (re.compile(_NAD_PREFIX + r"/namespaces/([^/]+)/network-attachment-definitions/([^/]+)"), NADS, "object"),
+    (re.compile(_NAD_PREFIX + r"/namespaces/([^/]+)/network-attachment-definitions"), NADS, "list"),
+    (re.compile(_NAD_PREFIX + r"/network-attachment-definitions()"), NADS, "list"),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One request as the double received it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    content_type: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclasses.dataclass
+class _Fault:
+    status: int  # 0: no error answer, only the delay (then the request is served)
+    delay: float
+    method: str | None
+    path: str | None
+    times: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _Event:
+    resource_version: int
+    resource: str
+    type: str
+    obj: dict[str, Any]
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ApiDouble:
+    """The double; `start()` it, seed it, point a client at `url`, `close()` it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {PODS: {}, NADS: {}}
+        self._events: list[_Event] = []
+        self._resource_version = 1000
+        self._oldest_watchable = 0
+        self._requests: list[Request] = []
+        self._faults: list[_Fault] = []
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._port = 0
+        self.errors: list[BaseException] = []
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen (again, on the same port after a `stop()`)."""
+        if self._server is not None:
+            return
+        self._stopping.clear()
+        server = _Server(("127.0.0.1", self._port), _Handler)
+        server.double = self
+        self._port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="api-double", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop listening: connections are refused until `start()`. Open watches end."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        server.shutdown()
+        server.server_close()  # joins the handler threads
+        thread.join()
+        self._server = self._thread = None
+
+    close = stop
+
+    def __enter__(self) -> ApiDouble:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    # -- seeding and inspection --------------------------------------------------------
+
+    def add_pod(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        annotations: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        uid: str | None = None,
+        node_name: str = "node-1",
+    ) -> dict[str, Any]:
+        obj = {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "metadata": _metadata(namespace, name, uid=uid, annotations=annotations, labels=labels),
+            "spec": {"nodeName": node_name, "containers": [{"name": "main", "image": "pause"}]},
+            "status": {"phase": "Pending"},
+        }
+        return self._put(PODS, obj, "ADDED")
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        self._delete(PODS, namespace, name)
+
+    def pod(self, namespace: str, name: str) -> dict[str, Any]:
+        """A copy of the stored pod (KeyError when there is none)."""
+        with self._cond:
+            return copy.deepcopy(self._objects[PODS][(namespace, name)])
+
+    def add_nad(
+        self, namespace: str, name: str, *, config: str = "", annotations: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        obj = {
+            "kind": "NetworkAttachmentDefinition",
+            "apiVersion": NAD_API_VERSION,
+            "metadata": _metadata(namespace, name, annotations=annotations),
+            "spec": {"config": config} if config else {},
+        }
+        return self._put(NADS, obj, "ADDED")
+
+    def update_nad(self, namespace: str, name: str, *, config: str) -> dict[str, Any]:
+        with self._cond:
+            obj = copy.deepcopy(self._objects[NADS][(namespace, name)])
+        obj["spec"] = {"config": config} if config else {}
+        return self._put(NADS, obj, "MODIFIED")
+
+    def delete_nad(self, namespace: str, name: str) -> None:
+        self._delete(NADS, namespace, name)
+
+    def nad(self, namespace: str, name: str) -> dict[str, Any]:
+        with self._cond:
+            return copy.deepcopy(self._objects[NADS][(namespace, name)])
+
+    def compact(self) -> None:
+        """Forget the event history: a watch from an older resourceVersion gets 410 Gone."""
+        with self._cond:
+            self._oldest_watchable = self._resource_version
+            self._events.clear()
+
+    @property
+    def requests(self) -> list[Request]:
+        with self._cond:
+            return list(self._requests)
+
+    def requests_to(self, method: str, path: str) -> list[Request]:
+        """The requests with this method and exactly this path."""
+        return [r for r in self.requests if r.method == method and r.path == path]
+
+    def clear_requests(self) -> None:
+        with self._cond:
+            self._requests.clear()
+
+    # -- fault injection ---------------------------------------------------------------
+
+    def fail_next(
+        self, status: int = 500, *, method: str | None = None, path: str | None = None, times: int = 1
+    ) -> None:
+        """Answer the next `times` matching requests (method, path substring) with `status`."""
+        with self._cond:
+            self._faults.append(_Fault(status, 0.0, method, path, times))
+
+    def delay_next(self, seconds: float, *, method: str | None = None, path: str | None = None, times: int = 1) -> None:
+        """Hold the next matching requests for `seconds` before serving them (a slow server);
+        `stop()` cuts the wait short and drops them unanswered."""
+        with self._cond:
+            self._faults.append(_Fault(0, seconds, method, path, times))
+
+    # -- the server side ---------------------------------------------------------------
+
+    def _serve(self, handler: _Handler) -> None:
+        split = urllib.parse.urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        request = Request(
+            method=handler.command,
+            path=split.path,
+            query=urllib.parse.parse_qs(split.query, keep_blank_values=True),
+            content_type=handler.headers.get_content_type() if "Content-Type" in handler.headers else "",
+            headers=dict(handler.headers.items()),
+            body=handler.rfile.read(length) if length else b"",
+        )
+        with self._cond:
+            self._requests.append(request)
+            fault = self._take_fault(request)
+        if fault is not None and fault.delay and self._stopping.wait(fault.delay):
+            return  # stopped while holding the request: drop it unanswered
+        if fault is not None and fault.status:
+            _send(handler, fault.status, _status_doc(fault.status, "injected failure"))
+            return
+        try:
+            self._route(handler, request)
+        except _ApiError as exc:
+            _send(handler, exc.status, _status_doc(exc.status, exc.message))
+
+    def _take_fault(self, request: Request) -> _Fault | None:
+        for fault in self._faults:
+            if (fault.method is None or fault.method == request.method) and (
+                fault.path is None or fault.path in request.path
+            ):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    def _route(self, handler: _Handler, request: Request) -> None:
+        for pattern, resource, shape in _ROUTES:
+            match = pattern.fullmatch(request.path)
+            if match is None:
+                continue
+            groups = match.groups()
+            if shape == "object":
+                namespace, name = groups[0], groups[1]
+                subresource = groups[2] if len(groups) > 2 else None
+                if request.method == "GET":
+                    _send(handler, 200, self._get(resource, namespace, name))
+                elif request.method == "PATCH" and resource == PODS:
+                    _send(handler, 200, self._patch(request, namespace, name, status=bool(subresource)))
+                else:
+                    raise _ApiError(405, f"method {request.method} is not supported by the API double here")
+                return
+            if request.method != "GET":
+                raise _ApiError(405, f"method {request.method} is not supported by the API double here")
+            namespace = groups[0] or None
+            selector = _Selector(request.query)
+            if request.query.get("watch", [""])[0] in ("1", "true"):
+                self._watch(handler, request, resource=resource, namespace=namespace, selector=selector)
+            else:
+                _send(handler, 200, self._list(resource, namespace, selector))
+            return
+        raise _ApiError(404, "the server could not find the requested resource")
+
+    def _get(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        with self._cond:
+            obj = self._objects[resource].get((namespace, name))
+            if obj is None:
+                raise _ApiError(404, f'{_qualified(resource)} "{name}" not found')
+            return copy.deepcopy(obj)
+
+    def _list(self, resource: str, namespace: str | None, selector: _Selector) -> dict[str, Any]:
+        with self._cond:
+            items = [
+                copy.deepcopy(obj)
+                for (ns, _), obj in sorted(self._objects[resource].items())
+                if (namespace is None or ns == namespace) and selector.matches(obj)
+            ]
+            version = str(self._resource_version)
+        if resource == PODS:
+            kind, api_version = "PodList", "v1"
+        else:
+            kind, api_version = "NetworkAttachmentDefinitionList", NAD_API_VERSION
+        return {"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": version}, "items": items}
+
+    def _patch(self, request: Request, namespace: str, name: str, *, status: bool) -> dict[str, Any]:
+        if request.content_type not in _PATCH_TYPES:
+            raise _ApiError(415, f"the API double does not take {request.content_type or 'no content type'} patches")
+        try:
+            patch = request.json()
+        except ValueError as exc:
+            raise _ApiError(400, f"the patch is not JSON: {exc}") from exc
+        if not isinstance(patch, dict):
+            raise _ApiError(400, "a merge patch must be a JSON object")
+        with self._cond:
+            old = self._objects[PODS].get((namespace, name))
+            if old is None:
+                raise _ApiError(404, f'pods "{name}" not found')
+            old_meta = old["metadata"]
+            patch_meta = patch.get("metadata") or {}
+            if "uid" in patch_meta and patch_meta["uid"] != old_meta["uid"]:
+                raise _ApiError(
+                    409,
+                    f"Precondition failed: UID in precondition: {patch_meta['uid']}, "
+                    f"UID in object meta: {old_meta['uid']}",
+                )
+            if "resourceVersion" in patch_meta and patch_meta["resourceVersion"] != old_meta["resourceVersion"]:
+                raise _ApiError(409, "the object has been modified; please apply your changes to the latest version")
+            new = _merge(old, patch)
+            # a subresource changes only its own part (and metadata): as the real registry
+            if status:
+                new["spec"] = copy.deepcopy(old["spec"])
+            else:
+                new["status"] = copy.deepcopy(old["status"])
+            for key in ("name", "namespace", "uid", "creationTimestamp"):
+                new["metadata"][key] = old_meta[key]
+            for key in ("annotations", "labels"):
+                values = new["metadata"].get(key) or {}
+                if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+                    raise _ApiError(422, f"metadata.{key}: must be a map of strings")
+            return self._put(PODS, new, "MODIFIED")
+
+    def _watch(
+        self, handler: _Handler, request: Request, *, resource: str, namespace: str | None, selector: _Selector
+    ) -> None:
+        since_text = request.query.get("resourceVersion", [""])[0]
+        timeout = float(request.query.get("timeoutSeconds", ["300"])[0])
+        # As the real server: HTTP/1.1 chunked, one event per chunk, so a client reads each as
+        # it comes (a body without length would be read to its end first).
+        handler.protocol_version = "HTTP/1.1"
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        try:
+            self._stream_events(
+                handler,
+                resource=resource,
+                namespace=namespace,
+                selector=selector,
+                since_text=since_text,
+                timeout=timeout,
+            )
+        finally:
+            handler.wfile.write(b"0\r\n\r\n")
+
+    def _stream_events(
+        self,
+        handler: _Handler,
+        *,
+        resource: str,
+        namespace: str | None,
+        selector: _Selector,
+        since_text: str,
+        timeout: float,
+    ) -> None:
+        with self._cond:
+            if since_text in ("", "0"):  # "start at most recent": current objects as ADDED first
+                lines = [
+                    {"type": "ADDED", "object": copy.deepcopy(obj)}
+                    for (ns, _), obj in sorted(self._objects[resource].items())
+                    if (namespace is None or ns == namespace) and selector.matches(obj)
+                ]
+                since = self._resource_version
+            else:
+                since = int(since_text)
+                lines = []
+                if since < self._oldest_watchable:
+                    gone = _status_doc(410, f"too old resource version: {since} ({self._oldest_watchable})")
+                    lines = [{"type": "ERROR", "object": gone}]
+                    since = -1
+        if since < 0:
+            _write_lines(handler, lines)
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            _write_lines(handler, lines)
+            with self._cond:
+                fresh: list[_Event] = []
+                while not fresh:
+                    remaining = deadline - time.monotonic()
+                    if self._stopping.is_set() or remaining <= 0:
+                        return
+                    fresh = [e for e in self._events if e.resource_version > since and e.resource == resource]
+                    if not fresh:
+                        self._cond.wait(remaining)
+                since = fresh[-1].resource_version
+                lines = [
+                    {"type": e.type, "object": copy.deepcopy(e.obj)}
+                    for e in fresh
+                    if (namespace is None or e.obj["metadata"]["namespace"] == namespace) and selector.matches(e.obj)
+                ]
+
+    def _put(self, resource: str, obj: dict[str, Any], event: str) -> dict[str, Any]:
+        meta = obj["metadata"]
+        key = (meta["namespace"], meta["name"])
+        with self._cond:
+            if event == "ADDED" and key in self._objects[resource]:
+                raise ValueError(f"{resource} {key} already exists")
+            self._resource_version += 1
+            meta["resourceVersion"] = str(self._resource_version)
+            self._objects[resource][key] = obj
+            self._events.append(_Event(self._resource_version, resource, event, copy.deepcopy(obj)))
+            self._cond.notify_all()
+            return copy.deepcopy(obj)
+
+    def _delete(self, resource: str, namespace: str, name: str) -> None:
+        with self._cond:
+            obj = self._objects[resource].pop((namespace, name))
+            self._resource_version += 1
+            obj["metadata"]["resourceVersion"] = str(self._resource_version)
+            self._events.append(_Event(self._resource_version, resource, "DELETED", obj))
+            self._cond.notify_all()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True  # server_close() waits for the handlers: no socket outlives a test
+    double: ApiDouble
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if exc is not None and not isinstance(exc, ConnectionError):  # a client hanging up is normal
+            self.double.errors.append(exc)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    server: _Server
+
+    def do_GET(self) -> None:
+        self.server.double._serve(self)
+
+    def do_PATCH(self) -> None:
+        self.server.double._serve(self)
+
+    def do_POST(self) -> None:
+        self.server.double._serve(self)
+
+    def do_PUT(self) -> None:
+        self.server.double._serve(self)
+
+    def do_DELETE(self) -> None:
+        self.server.double._serve(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the record is `ApiDouble.requests`."""
+
+
+class _Selector:
+    """fieldSelector (`spec.nodeName`, `metadata.name`, `metadata.namespace`) and
+    labelSelector, equality terms only, comma meaning AND."""
+
+    _FIELDS = {
+        "spec.nodeName": ("spec", "nodeName"),
+        "metadata.name": ("metadata", "name"),
+        "metadata.namespace": ("metadata", "namespace"),
+    }
+
+    def __init__(self, query: dict[str, list[str]]) -> None:
+        self._fields = list(self._terms(query.get("fieldSelector", [""])[0]))
+        self._labels = list(self._terms(query.get("labelSelector", [""])[0]))
+        for field, _ in self._fields:
+            if field not in self._FIELDS:
+                raise _ApiError(400, f'field label not supported: "{field}"')
+
+    @staticmethod
+    def _terms(text: str) -> Iterator[tuple[str, str]]:
+        for term in filter(None, text.split(",")):
+            key, sep, value = term.replace("==", "=").partition("=")
+            if not sep:
+                raise _ApiError(400, f"the API double takes only equality selectors, not {term!r}")
+            yield key.strip(), value.strip()
+
+    def matches(self, obj: dict[str, Any]) -> bool:
+        for field, value in self._fields:
+            section, key = self._FIELDS[field]
+            if str(obj.get(section, {}).get(key, "")) != value:
+                return False
+        labels = obj["metadata"].get("labels") or {}
+        return all(labels.get(key) == value for key, value in self._labels)
+
+
+def _metadata(
+    namespace: str,
+    name: str,
+    *,
+    uid: str | None = None,
+    annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "uid": uid or str(uuid.uuid4()),
+        "creationTimestamp": CREATED,
+    }
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    if labels:
+        meta["labels"] = dict(labels)
+    return meta
+
+
+def _qualified(resource: str) -> str:
+    """The resource as the real server names it in messages (`pods`, `x.k8s.cni.cncf.io`)."""
+    return resource if resource == PODS else f"{resource}.k8s.cni.cncf.io"
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch (null deletes). For maps, a strategic merge is the same."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge(result.get(key), value)
+    return result
+
+
+def _status_doc(code: int, message: str) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": _REASONS.get(code, HTTPStatus(code).phrase.replace(" ", "")),
+        "code": code,
+    }
+
+
+def _send(handler: _Handler, code: int, doc: dict[str, Any]) -> None:
+    body = json.dumps(doc).encode()
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def _write_lines(handler: _Handler, lines: list[dict[str, Any]]) -> None:
+    """Each event as one chunk of a chunked body."""
+    for line in lines:
+        data = json.dumps(line).encode() + b"\n"
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+    handler.wfile.flush()
