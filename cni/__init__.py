@@ -2,7 +2,9 @@
 plugins and chains, atomic state files. It knows neither Kubernetes nor netlink.
 
 Names are loaded on first use, so `from cni import skel` (VERSION's path) stays free of
-pydantic.
+pydantic. `invoke` is the submodule `cni.invoke` (call `cni.invoke.invoke(...)`): a
+package attribute cannot be both the module and its function without `from cni import
+invoke` depending on import order.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'cni' has no attribute {name!r}")
+    if module == f"{__name__}.{name}":  # a submodule is exported as itself
+        return importlib.import_module(module)
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -8,9 +8,11 @@ MAX_ARGS_LENGTH = 64 * 1024
 
 
 def parse_cni_args(raw: str) -> dict[str, str]:
-    """Parse `K=V;K=V` into a dict; a pair without `=` is error 4 naming CNI_ARGS.
+    """Parse `K=V;K=V` into a dict; a pair without `=` or without a key is error 4 naming
+    CNI_ARGS.
 
-    Like libcni, empty segments are skipped and later keys win. Values may contain '='.
+    More lenient than libcni's LoadArgs, which refuses both: empty segments (a trailing
+    `;`) are skipped and a value may contain '='. A repeated key keeps its last value.
     """
     if len(raw) > MAX_ARGS_LENGTH:
         raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_ARGS is longer than {MAX_ARGS_LENGTH} bytes")
@@ -26,7 +28,7 @@ def parse_cni_args(raw: str) -> dict[str, str]:
 
 
 def ignore_unknown(pairs: dict[str, str]) -> bool:
-    """The `IgnoreUnknown` flag: libcni accepts 1/true/t (any case)."""
+    """The `IgnoreUnknown` flag: libcni accepts 1 or true (any case); we also take t."""
     return pairs.get("IgnoreUnknown", "").lower() in {"1", "true", "t"}
 
 
@@ -40,4 +42,5 @@ def check_known(pairs: dict[str, str], known: set[str]) -> None:
 
 
 def format_cni_args(pairs: dict[str, str]) -> str:
+    """The inverse of parse_cni_args for keys without '=' or ';' and values without ';'."""
     return ";".join(f"{key}={value}" for key, value in pairs.items())

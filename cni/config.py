@@ -15,9 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cni import skel, version
 from cni.errors import CniError, Code
-from cni.result import DNS, Result
+from cni.result import DNS, Result, convert
 
 C = TypeVar("C", bound=BaseModel)
+
+# GC's extra key (CNI 1.1): the attachments still in use, [{"containerID": ..., "ifname": ...}].
+VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 
 
 class NetConf(BaseModel):
@@ -94,20 +97,26 @@ def plugin_config(
     capability_args: Mapping[str, Any] | None = None,
     prev_result: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One plugin's config for an invocation, as libcni builds it from a conflist entry:
-    the entry as written plus `name`, `cniVersion`, `runtimeConfig` and `prevResult`."""
+    """One plugin's execution config, derived from a conflist entry (CNI spec section 3):
+    the entry as written, with `name` and `cniVersion` inserted, `runtimeConfig` holding the
+    capability args the plugin declares, `prevResult` in `cni_version`'s shape, and
+    `capabilities` (and `cniVersions`) removed. Every other key passes through unchanged."""
     conf = dict(plugin)
     conf["name"] = name
     conf["cniVersion"] = cni_version
     conf.pop("cniVersions", None)
-    caps = plugin.get("capabilities")
+    caps = conf.pop("capabilities", None)
     if capability_args and isinstance(caps, dict):
         selected = runtime_config(caps, capability_args)
         if selected:
-            conf["runtimeConfig"] = {**(conf.get("runtimeConfig") or {}), **selected}
+            existing = conf.get("runtimeConfig")
+            conf["runtimeConfig"] = {**(existing if isinstance(existing, dict) else {}), **selected}
     if prev_result is not None:
         prev = dict(prev_result)
-        prev.pop("cniVersion", None)
+        named = prev.pop("cniVersion", None)
+        if named is not None and named != cni_version:
+            prev = convert({**prev, "cniVersion": named}, cni_version, where="prevResult")
+            prev.pop("cniVersion", None)
         conf["prevResult"] = prev
     else:
         conf.pop("prevResult", None)

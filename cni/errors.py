@@ -49,16 +49,21 @@ class CniError(Exception):
 
     @classmethod
     def from_wire(cls, doc: Any, *, fallback: str) -> CniError:
-        """Read a plugin's error JSON; `fallback` is the message when the JSON is not one."""
-        if isinstance(doc, dict) and isinstance(doc.get("code"), int):
-            msg = doc.get("msg")
-            details = doc.get("details")
-            return cls(
-                doc["code"],
-                msg if isinstance(msg, str) and msg else fallback,
-                details if isinstance(details, str) else "",
-            )
-        return cls(Code.INTERNAL, fallback)
+        """Read a plugin's error JSON; `fallback` is the message when the JSON is not one.
+
+        A failure is never code 0: a missing, non-integer or non-positive code becomes 999
+        (the message is kept when there is one)."""
+        if not isinstance(doc, dict):
+            return cls(Code.INTERNAL, fallback)
+        code = doc.get("code")
+        msg = doc.get("msg")
+        details = doc.get("details")
+        valid_code = isinstance(code, int) and not isinstance(code, bool) and code > 0
+        return cls(
+            code if valid_code and isinstance(code, int) else Code.INTERNAL,
+            msg if isinstance(msg, str) and msg else fallback,
+            details if isinstance(details, str) else "",
+        )
 
 
 class MultiError(CniError):

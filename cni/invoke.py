@@ -2,6 +2,10 @@
 the CNI path, with the same inputs (env + config) and outputs (result or CniError).
 
 `cni` never imports `delegates`: the caller hands a `Builtins` lookup (type -> Plugin).
+Both paths give the same answers: the ADD/VERSION document as JSON values, None for the
+other verbs, or a CniError with the plugin's code, message and details (a stray exception
+is code 999 with the one-line message the skeleton would print). The deadline applies to
+the exec path only: an in-process call cannot be cut short.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 
 def find_plugin(plugin_type: str, path: tuple[str, ...] | list[str]) -> str:
     """The executable for `plugin_type` in the first directory of `path` that has it."""
-    if not plugin_type or "/" in plugin_type or plugin_type in {".", ".."}:
+    if not plugin_type or "/" in plugin_type or "\0" in plugin_type or plugin_type in {".", ".."}:
         raise CniError(Code.INVALID_NETWORK_CONFIG, f"type: invalid plugin type {plugin_type!r}")
     for directory in path:
         candidate = os.path.join(directory, plugin_type)
@@ -95,15 +99,22 @@ def exec_plugin(
             Code.TRY_AGAIN_LATER,
             f"plugin {name!r} {args.command} did not finish within {timeout:.1f}s",
         ) from exc
+    except BaseException:
+        _kill_group(proc)  # interrupted: leave no plugin running behind us
+        raise
     log.debug("plugin %s %s exited %s in %.1f ms", name, args.command, proc.returncode,
               (time.monotonic() - started) * 1000)
     stderr_tail = err.decode(errors="replace").strip()[-2000:]
-    doc = _parse_output(out, name)
     if proc.returncode != 0:
         fallback = f"plugin {name!r} {args.command} failed with exit status {proc.returncode}"
         if stderr_tail:
             fallback += f": {stderr_tail.splitlines()[-1]}"
+        try:
+            doc = _parse_output(out, name)
+        except CniError as bad_output:  # the failure matters more than its garbled report
+            raise CniError(Code.INTERNAL, f"{fallback} (its output is not an error JSON)", bad_output.details) from None
         raise CniError.from_wire(doc, fallback=fallback)
+    doc = _parse_output(out, name)
     if args.command in ("ADD", "VERSION"):
         if not isinstance(doc, dict):
             raise CniError(Code.DECODING_FAILURE, f"plugin {name!r} {args.command} printed no result")
@@ -112,16 +123,22 @@ def exec_plugin(
 
 
 def _run_builtin(plugin: skel.Plugin, args: skel.CmdArgs) -> dict[str, Any] | None:
-    """The in-process twin of exec_plugin: same dispatch, same JSON out."""
+    """The in-process twin of exec_plugin: same checks, same dispatch, same JSON out."""
     if args.command == "VERSION":
         out = io.StringIO()
         skel.run(plugin, environ=args.env(), stdin=io.BytesIO(args.stdin), stdout=out)
         parsed: dict[str, Any] = json.loads(out.getvalue())
         return parsed
-    skel.parse_env(args.env(), args.stdin)
-    answer = skel.dispatch(plugin, args)
-    # A round trip through JSON, as the exec path has, so both return the same values.
-    return json.loads(json.dumps(answer)) if answer is not None else None
+    try:
+        checked = skel.parse_env(args.env(), args.stdin)
+        answer = skel.dispatch(plugin, checked)
+        # A round trip through JSON, as the exec path has, so both return the same values.
+        return json.loads(json.dumps(answer)) if answer is not None else None
+    except CniError:
+        raise
+    except Exception as exc:  # what the skeleton would have printed as error 999
+        log.exception("built-in plugin %s %s failed", plugin.about or "?", args.command)
+        raise skel.internal_error(exc) from exc
 
 
 def _parse_output(out: bytes, name: str) -> Any:
@@ -136,6 +153,16 @@ def _parse_output(out: bytes, name: str) -> Any:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    """SIGKILL the plugin's whole process group (it was started in a session of its own),
+    then reap it. A descendant that left the group and holds the pipes open is not waited
+    for past a few seconds."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    try:
+        proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()

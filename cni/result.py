@@ -58,7 +58,7 @@ class IPConfig(BaseModel):
     model_config = _FROZEN
     address: Address
     gateway: Gateway = None
-    interface: int | None = None
+    interface: int | None = Field(None, ge=0)  # an index into `interfaces` (spec: uint)
 
     @property
     def family(self) -> int:

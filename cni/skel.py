@@ -26,8 +26,12 @@ log = logging.getLogger(__name__)
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
 MAX_STDIN_BYTES = 4 * 1024 * 1024
 MAX_IFNAME_LENGTH = 15
-_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
-_IFNAME_FORBIDDEN = re.compile(r"[/:\s]")
+MAX_CONTAINER_ID_LENGTH = 256
+MAX_ERROR_MESSAGE_LENGTH = 500
+# CNI spec "Parameters": an alphanumeric, then alphanumerics, '_', '.' or '-'. The same
+# rule holds for network names (section 1). Matched with fullmatch: '$' would accept "\n".
+_ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
+_IFNAME_FORBIDDEN = re.compile(r"[/:\s\x00]")
 
 # Which commands need which variable (libcni's skel, CNI spec "Parameters").
 _REQUIRED: dict[str, tuple[str, ...]] = {
@@ -36,6 +40,9 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "CNI_IFNAME": ("ADD", "DEL", "CHECK"),
     "CNI_PATH": ("ADD", "DEL", "CHECK"),
 }
+
+# The spec version that introduced each later verb.
+_MINIMUM_VERSION = {"CHECK": "0.4.0", "STATUS": "1.1.0", "GC": "1.1.0"}
 
 
 class WireResult(Protocol):
@@ -78,7 +85,9 @@ class CmdArgs:
 
 @dataclasses.dataclass(frozen=True)
 class Plugin:
-    """A plugin's verbs. A verb left None answers with an error saying it is not built."""
+    """A plugin's verbs. CHECK left None answers with an error saying it is not built;
+    STATUS left None means always ready and GC left None means nothing to collect (both
+    succeed, as in libcni's skel)."""
 
     add: Callable[[CmdArgs], AddResult]
     delete: Callable[[CmdArgs], None]
@@ -89,9 +98,10 @@ class Plugin:
 
 
 def validate_container_id(container_id: str) -> None:
+    """The spec's container ID rule (error 4 naming CNI_CONTAINERID)."""
     if not container_id:
         raise CniError(Code.INVALID_ENVIRONMENT, "CNI_CONTAINERID is required")
-    if not _ID_RE.match(container_id) or len(container_id) > 256:
+    if not _ID_RE.fullmatch(container_id) or len(container_id) > MAX_CONTAINER_ID_LENGTH:
         raise CniError(
             Code.INVALID_ENVIRONMENT,
             f"CNI_CONTAINERID {container_id[:80]!r} has invalid characters: "
@@ -100,18 +110,21 @@ def validate_container_id(container_id: str) -> None:
 
 
 def validate_ifname(ifname: str, *, variable: str = "CNI_IFNAME") -> None:
+    """Linux's interface-name rule as the spec states it: not empty, not '.' or '..', under
+    16 bytes, no '/', ':' or whitespace (error 4 naming `variable`)."""
     if not ifname:
         raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} is required")
-    if len(ifname) > MAX_IFNAME_LENGTH:
-        raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} {ifname!r} is longer than 15 characters")
+    if len(ifname.encode(errors="surrogateescape")) > MAX_IFNAME_LENGTH:
+        raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} {ifname!r} is longer than 15 bytes")
     if ifname in {".", ".."} or _IFNAME_FORBIDDEN.search(ifname):
         raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} {ifname!r} is not a valid interface name")
 
 
 def validate_network_name(name: object) -> None:
+    """The spec's network-name rule (error 7 naming `name`)."""
     if not isinstance(name, str) or not name:
         raise CniError(Code.INVALID_NETWORK_CONFIG, "name: missing network name")
-    if not _ID_RE.match(name):
+    if not _ID_RE.fullmatch(name):
         raise CniError(Code.INVALID_NETWORK_CONFIG, f"name: invalid characters in network name {name!r}")
 
 
@@ -122,9 +135,10 @@ def parse_env(environ: Mapping[str, str], stdin: bytes) -> CmdArgs:
         raise CniError(Code.INVALID_ENVIRONMENT, "CNI_COMMAND is required")
     if command not in COMMANDS:
         raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_COMMAND {command[:40]!r} is not one of {list(COMMANDS)}")
-    for variable, commands in _REQUIRED.items():
-        if command in commands and not environ.get(variable):
-            raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} is required for {command}")
+    missing = [name for name, commands in _REQUIRED.items() if command in commands and not environ.get(name)]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise CniError(Code.INVALID_ENVIRONMENT, f"{', '.join(missing)} {verb} required for {command}")
     parsed = CmdArgs(
         command=command,
         container_id=environ.get("CNI_CONTAINERID", ""),
@@ -149,8 +163,8 @@ def load_json(stdin: bytes) -> dict[str, Any]:
         raise CniError(Code.DECODING_FAILURE, f"config is larger than {MAX_STDIN_BYTES} bytes")
     try:
         doc = json.loads(stdin or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CniError(Code.DECODING_FAILURE, "config is not valid JSON", str(exc)) from exc
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CniError(Code.DECODING_FAILURE, "config is not valid JSON", str(exc)[:MAX_ERROR_MESSAGE_LENGTH]) from exc
     if not isinstance(doc, dict):
         raise CniError(Code.DECODING_FAILURE, "config is not a JSON object")
     return doc
@@ -162,7 +176,9 @@ def config_version(conf: Mapping[str, Any]) -> str:
     raw_versions = conf.get("cniVersions")
     if raw_version is not None and not isinstance(raw_version, str):
         raise CniError(Code.INVALID_NETWORK_CONFIG, "cniVersion: must be a string")
-    if raw_versions is not None and not isinstance(raw_versions, list):
+    if raw_versions is not None and (
+        not isinstance(raw_versions, list) or not all(isinstance(v, str) for v in raw_versions)
+    ):
         raise CniError(Code.INVALID_NETWORK_CONFIG, "cniVersions: must be a list of strings")
     return version.negotiate(raw_version, raw_versions)
 
@@ -175,6 +191,11 @@ def dispatch(plugin: Plugin | Callable[[], Plugin], args: CmdArgs) -> dict[str, 
     conf = load_json(args.stdin)
     cni_version = config_version(conf)
     validate_network_name(conf.get("name"))
+    minimum = _MINIMUM_VERSION.get(args.command)
+    if minimum and not version.at_least(cni_version, minimum):
+        raise CniError(
+            Code.INCOMPATIBLE_VERSION, f"config version {cni_version} does not allow {args.command}"
+        )
     if not isinstance(plugin, Plugin):
         plugin = plugin()
     if args.command == "ADD":
@@ -182,22 +203,36 @@ def dispatch(plugin: Plugin | Callable[[], Plugin], args: CmdArgs) -> dict[str, 
     if args.command == "DEL":
         plugin.delete(args)
         return None
-    minimum = {"CHECK": "0.4.0", "STATUS": "1.1.0", "GC": "1.1.0"}[args.command]
-    if not version.at_least(cni_version, minimum):
-        raise CniError(
-            Code.INCOMPATIBLE_VERSION, f"config version {cni_version} does not allow {args.command}"
-        )
     verb = {"CHECK": plugin.check, "STATUS": plugin.status, "GC": plugin.gc}[args.command]
     if verb is None:
+        if args.command != "CHECK":
+            # Like libcni's skel: no STATUS hook means ready, no GC hook means nothing to
+            # collect (CNI 1.1: plugins should avoid failing GC).
+            return None
         raise CniError(Code.INVALID_ENVIRONMENT, f"{plugin.about or 'plugin'}: {args.command} is not implemented")
     verb(args)
     return None
 
 
 def to_wire(result: AddResult, cni_version: str) -> dict[str, Any]:
-    if isinstance(result, Mapping):
-        return dict(result)
-    return result.to_wire(cni_version)
+    """An ADD result as `cni_version` shapes it. A plain mapping is taken as already in that
+    version unless it names another one, in which case it is converted."""
+    if not isinstance(result, Mapping):
+        return result.to_wire(cni_version)
+    doc = dict(result)
+    named = doc.get("cniVersion")
+    if named is None or named == cni_version:
+        return {**doc, "cniVersion": cni_version}
+    from cni import result as cni_result  # pydantic: never on VERSION's path
+
+    return cni_result.convert(doc, cni_version)
+
+
+def internal_error(exc: BaseException) -> CniError:
+    """A stray exception as the runtime sees it: code 999, one line, no traceback."""
+    text = str(exc).strip()
+    message = f"internal error: {type(exc).__name__}" + (f": {text}" if text else "")
+    return CniError(Code.INTERNAL, message.splitlines()[0][:MAX_ERROR_MESSAGE_LENGTH])
 
 
 def run(
@@ -215,14 +250,13 @@ def run(
     answer: dict[str, Any] | None
     answer_version = version.CURRENT_VERSION
     try:
-        raw = (sys.stdin.buffer if stdin is None else stdin).read(MAX_STDIN_BYTES + 1)
+        raw = _read_stdin(sys.stdin.buffer if stdin is None else stdin)
         answer_version = _peek_version(raw)
         args = parse_env(environ, raw)
-        if args.command != "VERSION":
-            _configure_logging(raw)
         if args.command == "VERSION":
             answer = _version_answer(raw)
         else:
+            _configure_logging(raw)
             answer = dispatch(plugin, args)
     except CniError as err:
         log.error("%s", err.msg)
@@ -230,8 +264,7 @@ def run(
         return 1
     except Exception as exc:  # the one place stray exceptions become error 999
         log.exception("internal error")
-        message = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0][:500]
-        _emit(out, CniError(Code.INTERNAL, message).to_wire(answer_version))
+        _emit(out, internal_error(exc).to_wire(answer_version))
         return 1
     if answer is not None:
         _emit(out, answer)
@@ -259,7 +292,8 @@ def run_lazy(module: str, attribute: str = "PLUGIN") -> int:
 
     def load() -> Plugin:
         plugin = getattr(importlib.import_module(module), attribute)
-        assert isinstance(plugin, Plugin)
+        if not isinstance(plugin, Plugin):
+            raise TypeError(f"{module}.{attribute} is not a cni.skel.Plugin")
         return plugin
 
     return run(load)
@@ -270,11 +304,25 @@ def _version_answer(stdin: bytes) -> dict[str, Any]:
     return version.version_info(_peek_version(stdin, default=""))
 
 
-def _peek_version(raw: bytes, default: str = version.CURRENT_VERSION) -> str:
+def _read_stdin(stream: IO[bytes]) -> bytes:
     try:
-        doc = json.loads(raw) if raw.strip() else None
-    except (ValueError, UnicodeDecodeError):
-        return default
+        return stream.read(MAX_STDIN_BYTES + 1)
+    except OSError as exc:
+        raise CniError(Code.IO_FAILURE, f"failed to read the config from stdin: {exc.strerror or exc}") from exc
+
+
+def _parse_quietly(raw: bytes) -> Any:
+    """`raw` as JSON, or None when it is none (never raises: used before validation)."""
+    if len(raw) > MAX_STDIN_BYTES or not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _peek_version(raw: bytes, default: str = version.CURRENT_VERSION) -> str:
+    doc = _parse_quietly(raw)
     found = doc.get("cniVersion") if isinstance(doc, dict) else None
     return found if isinstance(found, str) and version.is_supported(found) else default
 
@@ -294,10 +342,7 @@ def _configure_logging(raw: bytes) -> None:
     if _configured:
         return
     _configured = True
-    try:
-        doc = json.loads(raw) if raw else {}
-    except ValueError:
-        doc = {}
+    doc = _parse_quietly(raw)
     doc = doc if isinstance(doc, dict) else {}
     level_name = str(doc.get("logLevel") or "warning").upper()
     level = {"PANIC": "CRITICAL", "VERBOSE": "DEBUG"}.get(level_name, level_name)

@@ -21,6 +21,7 @@ def parse(version: str) -> tuple[int, int, int]:
 
 
 def at_least(version: str, minimum: str) -> bool:
+    """`version` >= `minimum`; either unparsable is error 1."""
     return parse(version) >= parse(minimum)
 
 
@@ -40,16 +41,22 @@ def require_supported(version: str) -> str:
 
 
 def negotiate(cni_version: str | None, cni_versions: Iterable[str] | None = None) -> str:
-    """The version to speak for a config: the highest of `cniVersions` (CNI 1.1) that we
-    support, else `cniVersion`. Raises error 1 when none is supported."""
-    candidates = [v for v in (cni_versions or ()) if isinstance(v, str) and is_supported(v)]
-    if candidates:
-        return max(candidates, key=parse)
-    if cni_versions and not cni_version:
-        raise CniError(
-            Code.INCOMPATIBLE_VERSION,
-            f"incompatible CNI versions: none of cniVersions {list(cni_versions)} is supported",
-        )
+    """The version to speak for a config (CNI 1.1 "Version considerations").
+
+    With `cniVersions`, the highest version netplex speaks among `cniVersions` and
+    `cniVersion` together, as libcni picks it; without, `cniVersion` itself. Raises error 1
+    when netplex speaks none of them."""
+    listed = [v for v in (cni_versions or ()) if isinstance(v, str)]
+    if cni_versions is not None and listed:
+        candidates = [v for v in [*listed, cni_version or ""] if is_supported(v)]
+        if candidates:
+            return max(candidates, key=parse)
+        if not cni_version:
+            raise CniError(
+                Code.INCOMPATIBLE_VERSION,
+                f"incompatible CNI versions: none of cniVersions {listed} is supported, "
+                f"plugin supports {list(SUPPORTED_VERSIONS)}",
+            )
     return require_supported(cni_version or IMPLICIT_VERSION)
 
 
