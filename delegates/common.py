@@ -33,16 +33,16 @@ def requested_mac(
     runtime_config: Mapping[str, Any], conf_args: Mapping[str, Any] | None, args: CmdArgs,
     *, capabilities: Mapping[str, bool] | None = None,
 ) -> str | None:
-    """The MAC asked for, highest priority first as the reference plugins read them:
-    CNI_ARGS `MAC`, then `runtimeConfig.mac` (capability "mac"), then `args.cni.mac`."""
-    cni_args = args.cni_args
-    if cni_args.get("MAC"):
-        return parse_mac(cni_args["MAC"], where="CNI_ARGS MAC")
+    """The MAC asked for, as the reference plugins rank them (later sources win there):
+    `runtimeConfig.mac` (capability "mac"), then `args.cni.mac`, then CNI_ARGS `MAC`."""
     if runtime_config.get("mac") and (capabilities is None or capabilities.get("mac", True)):
         return parse_mac(runtime_config["mac"], where="runtimeConfig.mac")
     cni = (conf_args or {}).get("cni") if isinstance(conf_args, Mapping) else None
     if isinstance(cni, Mapping) and cni.get("mac"):
         return parse_mac(cni["mac"], where="args.cni.mac")
+    cni_args = args.cni_args
+    if cni_args.get("MAC"):
+        return parse_mac(cni_args["MAC"], where="CNI_ARGS MAC")
     return None
 
 

@@ -224,8 +224,10 @@ def test_every_allocated_ip_lands_on_interface_0_and_dns_stays_the_configs() -> 
 
 
 def test_an_allocation_without_ips_is_an_error() -> None:
-    with pytest.raises(CniError, match="ipam"):
+    with pytest.raises(CniError) as caught:
         sublink.addressed(Result(interfaces=[Interface(name="eth0")]), Result(), where='ipam "static"')
+
+    assert caught.value.msg == 'ipam "static": returned no IP configuration'
 
 
 # --- gratuitous ARP --------------------------------------------------------------------

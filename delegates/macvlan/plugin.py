@@ -1,0 +1,112 @@
+"""macvlan: give the pod an interface of its own, with its own MAC, on a host NIC's wire.
+
+Behaves as the reference plugin (containernetworking/plugins, plugins/main/macvlan) for
+the same config: `master` (default: the default route's link), `mode` bridge, private,
+vepa or passthru (default bridge), `mtu` (0: the kernel's choice; never above the
+master's), `mac`, `linkInContainer` (the master is in the pod namespace), optional `ipam`
+(absent or `{}`: a link with no addresses). A MAC may also come from `runtimeConfig.mac`,
+`args.cni.mac` or CNI_ARGS `MAC` (`delegates.common.requested_mac`).
+
+Departures from the reference, on purpose: a bad config is error 7 naming the key, not
+999; DEL reads only the generic keys, so a config that failed ADD can still be cleaned
+up; unknown CNI_ARGS keys are ignored rather than refused; CHECK looks the master up only
+when the config names one (the kernel removes a macvlan whose master goes away).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator
+
+from cni.config import NetConf, load_conf
+from cni.result import Interface, Result
+from cni.skel import CmdArgs, Plugin, run_plugin
+from delegates import common, ipam
+from delegates.macvlan import master as masters
+from delegates.macvlan import sublink
+from delegates.netlink import links
+
+
+def _empty_is_bridge(value: Any) -> Any:
+    return "bridge" if value == "" else value  # the reference reads "" as bridge
+
+
+class MacvlanConf(NetConf):
+    """The macvlan plugin's config: the generic keys plus its own."""
+
+    master: str = ""  # empty: the default route's link
+    mode: Annotated[Literal["bridge", "private", "vepa", "passthru"], BeforeValidator(_empty_is_bridge)] = "bridge"
+    mtu: int = Field(0, ge=0)  # 0: the kernel's default (the master's)
+    mac: str = ""
+    link_in_container: bool = Field(False, alias="linkInContainer")
+
+    @field_validator("master")
+    @classmethod
+    def _master_is_an_ifname(cls, value: str) -> str:
+        return masters.check_name(value)
+
+    @field_validator("mac")
+    @classmethod
+    def _mac_is_unicast(cls, value: str) -> str:
+        return common.parse_mac(value, where="mac") if value else value
+
+
+def cmd_add(args: CmdArgs) -> Result:
+    conf = load_conf(MacvlanConf, args.stdin)
+    layer3 = sublink.has_ipam(conf)
+    mac = common.requested_mac(conf.runtime_config, conf.args, args) or conf.mac or None
+    lower = masters.resolve(conf.master, pod_netns=args.netns, in_container=conf.link_in_container)
+    masters.check_mtu(conf.mtu, lower)
+    with contextlib.ExitStack() as undo:
+        with sublink.creating("macvlan", lower):
+            link = links.create_macvlan(
+                master=lower.name,
+                ifname=args.ifname,
+                netns=args.netns,
+                mode=conf.mode,
+                mtu=conf.mtu or None,
+                mac=mac,
+                master_netns=lower.netns,
+                link_in_container=conf.link_in_container,
+            )
+        undo.callback(sublink.quietly, links.delete_if_exists, args.netns, args.ifname)
+        result = sublink.new_result(conf).model_copy(
+            update={"interfaces": [Interface(name=args.ifname, mac=link.mac, sandbox=args.netns)]}
+        )
+        if layer3:
+            allocated = ipam.add(conf, args)
+            undo.callback(sublink.quietly, ipam.delete, conf, args)
+            result = sublink.addressed(result, allocated, where=f'ipam "{ipam.ipam_type(conf)}"')
+        sublink.bring_up(args.netns, args.ifname, result, announce_from=link.mac)
+        undo.pop_all()
+    return result
+
+
+def cmd_del(args: CmdArgs) -> None:
+    sublink.cmd_del(args)
+
+
+def cmd_check(args: CmdArgs) -> None:
+    conf = load_conf(MacvlanConf, args.stdin)
+    sublink.check(
+        conf, args, kind="macvlan", mode=conf.mode, master_name=conf.master, in_container=conf.link_in_container
+    )
+
+
+def cmd_status(args: CmdArgs) -> None:
+    sublink.cmd_status(args, MacvlanConf)
+
+
+def cmd_gc(args: CmdArgs) -> None:
+    sublink.cmd_gc(args)
+
+
+PLUGIN = Plugin(add=cmd_add, delete=cmd_del, check=cmd_check, status=cmd_status, gc=cmd_gc, about="netplex macvlan")
+
+
+def main() -> int:
+    return run_plugin(
+        add=cmd_add, delete=cmd_del, check=cmd_check, status=cmd_status, gc=cmd_gc, about="netplex macvlan"
+    )
