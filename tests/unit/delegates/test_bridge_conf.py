@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from cni import skel
 from cni.errors import CniError, Code
 from cni.result import DNS, Interface, IPConfig, Result, Route
-from delegates import masq, registry
+from delegates import common, masq, registry
 from delegates.bridge import config, gateway
 from delegates.bridge import plugin as bridge
 from tests.unit.delegates.conftest import environ, run_in_process
@@ -203,6 +204,33 @@ def test_long_or_unusual_ids_are_hashed_but_stay_deterministic_and_short() -> No
     assert tag.startswith("netplex net1 #") and len(tag) <= masq.MAX_TAG
     assert '"' not in odd and odd != masq.attachment_tag("net1", "abc", "a_b")
     assert masq.network_part("n" * 60).startswith("#")
+
+
+# --- the requested MAC -------------------------------------------------------------------
+
+
+def mac_of(parsed: config.BridgeConf, args: skel.CmdArgs) -> str | None:
+    """The MAC the bridge ADD asks for, read from the config as the plugin reads it."""
+    return common.requested_mac(parsed.runtime_config, parsed.args, args)
+
+
+def test_the_requested_mac_follows_the_reference_bridge_precedence() -> None:
+    args = skel.CmdArgs(command="ADD", args="IgnoreUnknown=1;MAC=02:00:00:00:00:03")
+    everything = load(runtimeConfig={"mac": "02:00:00:00:00:01"}, args={"cni": {"mac": "02:00:00:00:00:02"}})
+    no_runtime = load(args={"cni": {"mac": "02:00:00:00:00:02"}})
+
+    assert mac_of(everything, args) == "02:00:00:00:00:01"
+    assert mac_of(no_runtime, args) == "02:00:00:00:00:02"
+    assert mac_of(load(), args) == "02:00:00:00:00:03"
+    assert mac_of(load(), skel.CmdArgs(command="ADD")) is None
+
+
+def test_a_malformed_mac_is_error_7_naming_where_it_came_from() -> None:
+    with pytest.raises(CniError) as caught:
+        mac_of(load(runtimeConfig={"mac": "not-a-mac"}), skel.CmdArgs(command="ADD"))
+
+    assert caught.value.code == Code.INVALID_NETWORK_CONFIG
+    assert caught.value.msg.startswith("runtimeConfig.mac: ")
 
 
 # --- verbs that fail before any link is touched -------------------------------------------
