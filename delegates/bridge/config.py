@@ -113,7 +113,7 @@ class BridgeConf(NetConf):
         if not value:
             return DEFAULT_BRIDGE  # the reference treats "" as unset
         if len(value) > 15 or value in {".", ".."} or _IFNAME_FORBIDDEN.search(value):
-            raise PydanticCustomError("ifname", "{name!r} is not a valid interface name", {"name": value})
+            raise PydanticCustomError("ifname", "'{name}' is not a valid interface name", {"name": value})
         return value
 
     @field_validator("mtu")
@@ -140,7 +140,7 @@ class BridgeConf(NetConf):
     @classmethod
     def _backend(cls, value: str | None) -> str | None:
         if value not in (None, "iptables", "nftables"):
-            raise PydanticCustomError("backend", 'must be "iptables" or "nftables", not {value!r}', {"value": value})
+            raise PydanticCustomError("backend", 'must be "iptables" or "nftables", not \'{value}\'', {"value": value})
         return value
 
     @property

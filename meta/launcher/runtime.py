@@ -2,13 +2,8 @@
 
 A venv is not relocatable, so a release is a flat library directory (what `pip install
 --target` makes) holding netplex's packages and every runtime dependency, plus one entry
-script per console script; the node's own CPython runs it. Compiled dependencies
-(pydantic-core, PyYAML's `_yaml`, rpds-py) are built for this interpreter's ABI, so the
-node needs the same CPython minor version on the same machine type:
-`find_node_python` checks that and refuses to install otherwise.
-
-Paths: the installer sees the node's `/` at `HostRoot.path` (`/host` in the DaemonSet);
-launchers and configs name node paths.
+script per console script; the node's own CPython runs it (meta.launcher.node checks
+that it can). Launchers name node paths (`HostRoot.on_node`).
 
 Nothing is rewritten in place. A release is copied into a staging directory and renamed
 to `releases/<id>` whole; a launcher is written beside its final name and renamed over it,
@@ -18,9 +13,9 @@ started from it can finish."""
 
 from __future__ import annotations
 
-import compileall
 import dataclasses
 import hashlib
+import importlib.util
 import logging
 import os
 import re
@@ -33,7 +28,8 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 from cni import store
-from meta.launcher import templates
+from meta.launcher import node, templates
+from meta.launcher.node import HostRoot, InstallError
 
 log = logging.getLogger(__name__)
 
@@ -41,39 +37,11 @@ DISTRIBUTION = "netplex"
 OWN_PACKAGES = ("cni", "delegates", "meta")
 RELEASES = "releases"
 STAGING_PREFIX = ".staging-"
-PYTHON_CANDIDATES = ("/usr/bin/python3.11", "/usr/local/bin/python3.11", "/usr/bin/python3", "/usr/local/bin/python3")
 _SKIPPED_DIRS = frozenset({"__pycache__"})
 # Parts of dependencies the plugin never imports, left out of a release: kubernetes's
 # asyncio client is two fifths of a release (meta/k8s.py uses the synchronous one).
 PRUNED = (PurePosixPath("kubernetes/aio"),)
-_ELF_MAGIC = b"\x7fELF"
-_PYTHON_NAME = re.compile(r"python(\d+)\.(\d+)$")
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
-class InstallError(Exception):
-    """A failure of `netplex install`, with a message that says what to do."""
-
-
-@dataclasses.dataclass(frozen=True)
-class HostRoot:
-    """Where the node's `/` is as the installer sees it (`/` when installing in place)."""
-
-    path: str
-
-    def inside(self, node_path: str) -> str:
-        """The installer's path of `node_path`."""
-        return os.path.join(self.path, node_path.lstrip("/")) if self.path != "/" else node_path
-
-    def on_node(self, path: str) -> str:
-        """The node's path of the installer's `path` (which must lie under the root)."""
-        absolute = os.path.abspath(path)
-        root = os.path.abspath(self.path)
-        if root == "/":
-            return absolute
-        if absolute != root and not absolute.startswith(root + "/"):
-            raise InstallError(f"{path!r} is not under the host root {self.path!r}: the node could not find it")
-        return "/" + os.path.relpath(absolute, root) if absolute != root else "/"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,110 +60,13 @@ class Release:
     scripts: tuple[tuple[str, str, str], ...]  # (name, module, attr) of each console script
 
 
-# --- the node's Python -------------------------------------------------------------
-
-
-def python_version() -> str:
-    """The CPython minor version the runtime is built for (this interpreter's)."""
-    return f"{sys.version_info.major}.{sys.version_info.minor}"
-
-
-def find_node_python(root: HostRoot, requested: str = "auto") -> str:
-    """The node path of a CPython that can run this runtime: the same minor version and
-    machine type as this interpreter. `auto` tries PYTHON_CANDIDATES in order. The check
-    reads files only (name, stdlib directory, ELF header); when the root is `/` it also
-    runs the interpreter. InstallError names every candidate and why it failed."""
-    candidates = PYTHON_CANDIDATES if requested == "auto" else (requested,)
-    reasons = []
-    for candidate in candidates:
-        reason = _python_problem(root, candidate)
-        if reason is None:
-            return candidate
-        reasons.append(f"{candidate}: {reason}")
-    raise InstallError(
-        f"the node has no CPython {python_version()} that netplex can use. The plugin runs on the node, "
-        f"outside any container, with the node's Python, and its compiled dependencies (pydantic-core, PyYAML, "
-        f"rpds-py) are built for CPython {python_version()} ({sys.implementation.cache_tag}). Looked at: "
-        + "; ".join(reasons)
-        + f". Install python{python_version()} on the node (Debian 12: apt-get install python{python_version()}) "
-        "or pass --node-python PATH."
-    )
-
-
-def _python_problem(root: HostRoot, node_path: str) -> str | None:
-    inside = root.inside(node_path)
-    if not os.path.lexists(inside):
-        return "not found"
-    resolved = _resolve_in_root(root, node_path)
-    if resolved is None:
-        return "a symlink that leads nowhere"
-    real = root.inside(resolved)
-    if not os.path.isfile(real) or not os.access(real, os.X_OK):
-        return f"{resolved} is not an executable file"
-    named = _PYTHON_NAME.search(os.path.basename(resolved)) or _PYTHON_NAME.search(os.path.basename(node_path))
-    if named is None:
-        return f"{resolved}: cannot tell its version from its name (want python{python_version()})"
-    found = f"{named.group(1)}.{named.group(2)}"
-    if found != python_version():
-        return f"it is Python {found}"
-    prefix = os.path.dirname(os.path.dirname(resolved))
-    stdlib = os.path.join(prefix, "lib", f"python{found}", "os.py")
-    if not os.path.isfile(root.inside(stdlib)):
-        return f"no standard library at {os.path.dirname(stdlib)}"
-    ours, theirs = _elf_machine(os.path.realpath(sys.executable)), _elf_machine(real)
-    if ours is not None and theirs != ours:
-        return "built for another machine type than this runtime"
-    if os.path.abspath(root.path) == "/":
-        return _run_problem(node_path)
-    return None
-
-
-def _resolve_in_root(root: HostRoot, node_path: str) -> str | None:
-    """Follow symlinks with absolute targets taken inside the root (at most 16 hops)."""
-    current = node_path
-    for _ in range(16):
-        inside = root.inside(current)
-        if not os.path.islink(inside):
-            return current if os.path.exists(inside) else None
-        target = os.readlink(inside)
-        current = os.path.normpath(target if target.startswith("/") else os.path.join(os.path.dirname(current), target))
-    return None
-
-
-def _elf_machine(path: str) -> tuple[int, int, int] | None:
-    """(class, byte order, e_machine) of an ELF file; None when it is not one."""
-    try:
-        with open(path, "rb") as handle:
-            header = handle.read(20)
-    except OSError:
-        return None
-    if len(header) < 20 or not header.startswith(_ELF_MAGIC):
-        return None
-    order = "little" if header[5] == 1 else "big"
-    return header[4], header[5], int.from_bytes(header[18:20], order)
-
-
-def _run_problem(node_path: str) -> str | None:
-    probe = "import sys; print(sys.implementation.name, sys.implementation.cache_tag)"
-    try:
-        answer = subprocess.run(
-            [node_path, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=30, check=False
-        )
-    except OSError as exc:
-        return f"cannot run it: {exc.strerror}"
-    expected = f"{sys.implementation.name} {sys.implementation.cache_tag}"
-    if answer.returncode != 0 or answer.stdout.strip() != expected:
-        return f"it says {answer.stdout.strip() or answer.stderr.strip()!r}, want {expected!r}"
-    return None
-
-
 # --- what a release holds ------------------------------------------------------------
 
 
 def default_sources() -> list[Source]:
     """netplex's own packages and the runtime dependency closure of the `netplex`
     distribution (extras excluded), as installed for this interpreter."""
-    own = Source(DISTRIBUTION, _own_version(), tuple(_own_files()))
+    own = Source(DISTRIBUTION, _own_version(), tuple(_with_byte_code(_own_files())))
     return [own, *(_dist_source(dist) for dist in _dependency_closure(DISTRIBUTION))]
 
 
@@ -217,6 +88,8 @@ def release_id(sources: Sequence[Source]) -> str:
         digest.update(f"{source.name}=={source.version}\n".encode())
         if source.name == DISTRIBUTION:
             for path, target in sorted(source.files, key=lambda item: str(item[1])):
+                if path.suffix == ".pyc":
+                    continue  # byte code follows the sources (and its bytes hold timestamps)
                 digest.update(f"{target}\n".encode())
                 digest.update(path.read_bytes())
     return f"{_own_version()}-{digest.hexdigest()[:12]}"
@@ -243,6 +116,17 @@ def _tree_files(base: Path, target: PurePosixPath) -> Iterable[tuple[Path, PureP
         for name in sorted(filenames):
             if not name.endswith((".pyc", ".pyo")):
                 yield Path(directory, name), target / relative / name
+
+
+def _with_byte_code(files: Iterable[tuple[Path, PurePosixPath]]) -> Iterable[tuple[Path, PurePosixPath]]:
+    """Each file, and after a `.py` its byte code for this interpreter when there is one
+    (the image compiles site-packages at build time, so a release needs no compiling)."""
+    for path, target in files:
+        yield path, target
+        if path.suffix == ".py":
+            cached = Path(importlib.util.cache_from_source(str(path)))
+            if cached.is_file():
+                yield cached, target.parent / "__pycache__" / cached.name
 
 
 def _dependency_closure(name: str) -> list[metadata.Distribution]:
@@ -284,15 +168,22 @@ def _dist_source(dist: metadata.Distribution) -> Source:
         target = PurePosixPath(path.relative_to(site).as_posix())
         if not any(target.is_relative_to(pruned) for pruned in PRUNED):
             files.append((path, target))
-    return Source(dist.metadata["Name"], dist.version, tuple(files))
+    return Source(dist.metadata["Name"], dist.version, tuple(_with_byte_code(files)))
 
 
 # --- building and installing ---------------------------------------------------------
 
 
-def build_release(lib_dir: str, sources: Sequence[Source], scripts: Sequence[tuple[str, str, str]]) -> Release:
+def build_release(
+    lib_dir: str,
+    sources: Sequence[Source],
+    scripts: Sequence[tuple[str, str, str]],
+    *,
+    compile_byte_code: bool = True,
+) -> Release:
     """`lib_dir/releases/<id>`, built now unless it is already there (a release directory
-    exists only whole: it is renamed into place after everything is written)."""
+    exists only whole: it is renamed into place after everything is written).
+    `compile_byte_code` compiles what came without byte code (in a child process)."""
     rid = release_id(sources)
     releases = os.path.join(lib_dir, RELEASES)
     target = os.path.join(releases, rid)
@@ -303,7 +194,7 @@ def build_release(lib_dir: str, sources: Sequence[Source], scripts: Sequence[tup
     os.makedirs(releases, mode=0o755, exist_ok=True)
     staging = os.path.join(releases, f"{STAGING_PREFIX}{rid}-{uuid.uuid4().hex[:8]}")
     try:
-        _fill(staging, sources, scripts)
+        _fill(staging, sources, scripts, compile_byte_code=compile_byte_code)
         try:
             os.rename(staging, target)
         except OSError:
@@ -317,7 +208,9 @@ def build_release(lib_dir: str, sources: Sequence[Source], scripts: Sequence[tup
     return release
 
 
-def _fill(staging: str, sources: Sequence[Source], scripts: Sequence[tuple[str, str, str]]) -> None:
+def _fill(
+    staging: str, sources: Sequence[Source], scripts: Sequence[tuple[str, str, str]], *, compile_byte_code: bool
+) -> None:
     lib = os.path.join(staging, "lib")
     for source in sources:
         for path, target in source.files:
@@ -333,10 +226,15 @@ def _fill(staging: str, sources: Sequence[Source], scripts: Sequence[tuple[str, 
     for name, module, attr in scripts:
         with open(os.path.join(bin_dir, name), "w", encoding="utf-8") as handle:
             handle.write(templates.entry(name=name, module=module, attr=attr))
-    # Byte code now, so no plugin pays for compiling on the node (the node's CPython has
-    # the same minor version, hence the same magic number).
-    if not compileall.compile_dir(lib, quiet=2, workers=0):
-        log.warning("some files of the release did not compile; they will be compiled on first import")
+    # Byte code for what had none (a development checkout), so no plugin pays for
+    # compiling on the node (its CPython has the same minor version, so the same magic
+    # number). A child process: compiling kubernetes's largest modules peaks at ~100 MB.
+    if compile_byte_code:
+        compiled = subprocess.run(
+            [sys.executable, "-I", "-m", "compileall", "-q", "-q", lib], capture_output=True, text=True, check=False
+        )
+        if compiled.returncode != 0:
+            log.warning("some files of the release did not compile; the node compiles them on first import")
     for directory, _dirnames, filenames in os.walk(staging):
         os.chmod(directory, 0o755)
         for name in filenames:
@@ -350,7 +248,7 @@ def write_launchers(bin_dir: str, release: Release, *, root: HostRoot, python: s
     release_on_node = root.on_node(release.path)
     for name, _module, _attr in release.scripts:
         text = templates.launcher(
-            name=name, version=_own_version(), python=python, python_version=python_version(),
+            name=name, version=_own_version(), python=python, python_version=node.python_version(),
             release=release_on_node,
         )
         path = os.path.join(bin_dir, name)

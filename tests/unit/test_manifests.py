@@ -1,0 +1,289 @@
+"""crds/, manifests/, examples/ and the Containerfile: every YAML document is valid
+against the Kubernetes API schemas offline (kubernetes-validate, strict: unknown fields
+fail), custom resources against our CRD's schema, every NAD and pod annotation passes
+`netplex validate`, and the deployment agrees with itself and with `netplex install`."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from meta import cli, install, selection, validate
+from meta.model import NETWORKS_ANNOTATION
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBERNETES_VERSION = "1.30.0"  # the oldest Kubernetes the manifests are written for
+YAML_FILES = sorted(
+    path
+    for directory in ("crds", "manifests", "examples")
+    for path in (ROOT / directory).rglob("*.y*ml")
+    if path.name != "kustomization.yaml"
+)
+KUSTOMIZATIONS = sorted(
+    path for directory in ("crds", "manifests", "examples") for path in (ROOT / directory).rglob("kustomization.yaml")
+)
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc is not None]
+
+
+def all_documents(*directories: str) -> list[tuple[Path, dict[str, Any]]]:
+    return [
+        (path, doc)
+        for path in YAML_FILES
+        if path.relative_to(ROOT).parts[0] in directories
+        for doc in documents(path)
+    ]
+
+
+def named(kind: str) -> dict[str, Any]:
+    [doc] = [doc for _path, doc in all_documents("manifests", "crds") if doc["kind"] == kind]
+    return doc
+
+
+def crd_schema() -> dict[str, Any]:
+    crd = named("CustomResourceDefinition")
+    [version] = crd["spec"]["versions"]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def test_there_is_something_to_check() -> None:
+    assert len(YAML_FILES) >= 15
+    assert {path.relative_to(ROOT).parts[0] for path in YAML_FILES} == {"crds", "manifests", "examples"}
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_document_is_valid_against_the_kubernetes_schemas(path: Path) -> None:
+    for doc in documents(path):
+        if doc["kind"] == "NetworkAttachmentDefinition":
+            jsonschema.validate(doc, crd_schema())
+            assert doc["apiVersion"] == "k8s.cni.cncf.io/v1"
+            assert set(doc) <= {"apiVersion", "kind", "metadata", "spec"}
+            kubernetes_validate.validate(
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": doc["metadata"]}, KUBERNETES_VERSION, strict=True
+            )  # the NAD's metadata, checked as any object's ObjectMeta
+        else:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_strict_check_catches_a_misspelt_field() -> None:
+    daemonset = copy.deepcopy(named("DaemonSet"))
+    container = daemonset["spec"]["template"]["spec"]["containers"][0]
+    container["volumeMount"] = container.pop("volumeMounts")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(daemonset, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_document_passes_netplex_validate(path: Path) -> None:
+    problems, count = validate.validate_file(str(path))
+    assert count == len(documents(path))
+    assert [str(problem) for problem in problems] == []  # no errors, and no warnings either
+
+
+def test_the_crd_is_the_npwg_one() -> None:
+    crd = named("CustomResourceDefinition")
+    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert crd["metadata"]["name"] == "network-attachment-definitions.k8s.cni.cncf.io"
+    spec = crd["spec"]
+    assert spec["group"] == "k8s.cni.cncf.io"
+    assert spec["scope"] == "Namespaced"
+    assert spec["names"]["plural"] == "network-attachment-definitions"
+    assert spec["names"]["kind"] == "NetworkAttachmentDefinition"
+    assert "net-attach-def" in spec["names"]["shortNames"]
+    [version] = spec["versions"]
+    assert (version["name"], version["served"], version["storage"]) == ("v1", True, True)
+    assert crd_schema()["properties"]["spec"]["properties"]["config"] == {
+        "description": crd_schema()["properties"]["spec"]["properties"]["config"]["description"],
+        "type": "string",
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"spec": {"config": {"type": "bridge"}}}, crd_schema())
+
+
+def test_every_example_nad_config_passes_netplex_config_validation() -> None:
+    nads = [doc for _path, doc in all_documents("examples") if doc["kind"] == "NetworkAttachmentDefinition"]
+    assert {json.loads(doc["spec"]["config"])["name"] for doc in nads} >= {
+        "bridge-net", "macvlan-net", "ipvlan-net", "dualstack-net", "static-net",
+    }
+    types = set()
+    for doc in nads:
+        findings = validate.check(doc)
+        assert findings == [], doc["metadata"]["name"]
+        config = json.loads(doc["spec"]["config"])
+        assert config["name"] == doc["metadata"]["name"]  # NPWG: the config names the network it defines
+        plugins = config.get("plugins", [config])
+        types |= {plugin["type"] for plugin in plugins}
+        types |= {plugin["ipam"]["type"] for plugin in plugins if "ipam" in plugin}
+    assert types >= {"bridge", "macvlan", "ipvlan", "host-local", "static"}
+
+
+def test_every_example_pod_selects_networks_its_example_defines() -> None:
+    for path, doc in all_documents("examples"):
+        metadata = validate.TEMPLATE_PATHS.get(doc["kind"])
+        if metadata is None:
+            continue
+        annotations: Any = doc
+        for key in metadata:
+            annotations = annotations[key]
+        value = annotations.get("annotations", {}).get(NETWORKS_ANNOTATION)
+        if value is None:
+            continue
+        namespace = doc["metadata"].get("namespace", "default")
+        defined = {
+            (nad["metadata"].get("namespace", "default"), nad["metadata"]["name"])
+            for sibling in path.parent.glob("*.yaml")
+            for nad in documents(sibling)
+            if nad["kind"] == "NetworkAttachmentDefinition"
+        }
+        for element in selection.parse_selection(value, pod_namespace=namespace):
+            assert (element.namespace, element.name) in defined, f"{path}: {element.key}"
+
+
+def test_every_example_directory_has_a_readme() -> None:
+    directories = {path.parent for path in YAML_FILES if path.relative_to(ROOT).parts[0] == "examples"}
+    assert len(directories) >= 7
+    for directory in directories:
+        assert (directory / "README.md").is_file(), directory
+    index = (ROOT / "examples" / "README.md").read_text()
+    for directory in directories:
+        assert f"({directory.name}/)" in index, directory.name
+
+
+def test_kustomizations_name_files_that_exist() -> None:
+    assert KUSTOMIZATIONS
+    for path in KUSTOMIZATIONS:
+        doc = yaml.safe_load(path.read_text())
+        assert doc["kind"] == "Kustomization"
+        for resource in doc["resources"]:
+            assert (path.parent / resource).exists(), f"{path}: {resource}"
+    manifests = yaml.safe_load((ROOT / "manifests" / "kustomization.yaml").read_text())
+    listed = {resource for resource in manifests["resources"] if resource.endswith(".yaml")}
+    assert listed == {path.name for path in (ROOT / "manifests").glob("*.yaml")} - {"kustomization.yaml"}
+    assert "../crds" in manifests["resources"]
+
+
+def test_the_cluster_role_is_least_privilege() -> None:
+    rules = named("ClusterRole")["rules"]
+    granted = {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert granted == {
+        ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"),
+        ("", "pods/status", "patch"),
+        ("k8s.cni.cncf.io", "network-attachment-definitions", "get"),
+        ("k8s.cni.cncf.io", "network-attachment-definitions", "list"),
+        ("k8s.cni.cncf.io", "network-attachment-definitions", "watch"),
+        ("", "events", "create"), ("events.k8s.io", "events", "create"),
+    }
+
+
+def test_the_binding_gives_the_role_to_the_daemonset_account() -> None:
+    binding = named("ClusterRoleBinding")
+    account = named("ServiceAccount")
+    pod = named("DaemonSet")["spec"]["template"]["spec"]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "netplex"}
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": account["metadata"]["namespace"]}
+    ]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+
+
+def daemonset_container() -> dict[str, Any]:
+    [container] = named("DaemonSet")["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
+    return container
+
+
+def install_options() -> install.InstallOptions:
+    container = daemonset_container()
+    argv = [*container["command"][1:], *container["args"]]
+    parsed = cli.parser().parse_args(argv)
+    assert parsed.command == "install"
+    fields = {field for field in install.InstallOptions.__dataclass_fields__}
+    return install.InstallOptions(**{key: value for key, value in vars(parsed).items() if key in fields})
+
+
+def test_the_daemonset_runs_netplex_install_with_options_it_accepts() -> None:
+    container = daemonset_container()
+    assert container["command"][0] == "netplex"
+    options = install_options()
+    assert options.host_root == "/host"
+    assert options.once is False  # it keeps the config current
+
+
+def test_the_daemonset_mounts_every_path_the_installer_uses() -> None:
+    spec = named("DaemonSet")["spec"]["template"]["spec"]
+    container = daemonset_container()
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
+    for mount in mounts.values():
+        assert mount["name"] in volumes
+    options = install_options()
+    root = options.root
+    for path in (options.cni_bin_dir, options.cni_conf_dir, options.lib_dir):
+        mount = mounts[path]
+        host_path = volumes[mount["name"]]["hostPath"]["path"]
+        assert root.on_node(path) == host_path  # the node path is the hostPath
+        assert not mount.get("readOnly")
+    usr = mounts["/host/usr"]
+    assert usr["readOnly"] is True and volumes[usr["name"]]["hostPath"]["path"] == "/usr"
+    for node_path in ("/var/lib/cni", "/run/netns", "/run/netplex"):
+        assert volumes[mounts[root.inside(node_path)]["name"]]["hostPath"]["path"] == node_path
+    config_mount = mounts[str(Path(options.config_file).parent)]
+    assert volumes[config_mount["name"]]["configMap"]["name"] == named("ConfigMap")["metadata"]["name"]
+    assert spec["hostNetwork"] is True
+
+
+def test_the_daemonset_probes_and_resources() -> None:
+    container = daemonset_container()
+    readiness = container["readinessProbe"]["exec"]["command"]
+    assert readiness[:2] == ["netplex", "validate"]
+    assert readiness[2] == install_options().conflist_path
+    assert container["livenessProbe"]["exec"]["command"] == ["netplex", "version"]
+    resources = container["resources"]
+    assert set(resources) == {"requests", "limits"}
+    assert container["securityContext"]["privileged"] is True
+    assert container["securityContext"]["runAsUser"] == 0
+
+
+def test_the_configmap_is_a_config_file_netplex_install_accepts(tmp_path: Path) -> None:
+    data = named("ConfigMap")["data"]
+    options = install_options()
+    assert set(data) == {Path(options.config_file).name}
+    config_file = tmp_path / "netplex.json"
+    config_file.write_text(data[Path(options.config_file).name])
+    primary = install.Primary(path="/etc/cni/net.d/10-flannel.conflist", doc={
+        "cniVersion": "0.3.1", "name": "cbr0", "plugins": [{"type": "flannel"}],
+    })
+    extra = install._extra_config(str(config_file))
+    text = install.render_conflist(primary, entry=extra)
+    entry = json.loads(text)["plugins"][0]
+    assert entry["namespaceIsolation"] is False
+
+
+def test_the_containerfile_pins_python_311_and_drops_root() -> None:
+    text = (ROOT / "Containerfile").read_text()
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.MULTILINE)
+    assert base is not None
+    assert re.fullmatch(r"docker\.io/library/python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base.group(1))
+    assert "pip install /src" in text
+    users = re.findall(r"^USER (\S+)$", text, re.MULTILINE)
+    assert users and users[-1] not in ("0", "root")
+    for path in ("cni", "delegates", "meta", "pyproject.toml"):
+        assert path in text
