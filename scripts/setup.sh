@@ -12,6 +12,11 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v depmod >/dev/null || need+=(kmod)
 [ -x /bin/busybox ] || need+=(busybox-static)
+command -v containerd >/dev/null || need+=(containerd)
+command -v runc >/dev/null || need+=(runc)
+command -v podman >/dev/null || need+=(podman)
+[ -x /usr/lib/cni/loopback ] || need+=(containernetworking-plugins)
+command -v nsenter >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "setup: installing ${need[*]}"

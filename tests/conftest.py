@@ -14,9 +14,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.netns)
         if "kube" in parts and "tests" in parts:
             item.add_marker(pytest.mark.kube)
-    netns_items = [item for item in items if item.get_closest_marker("netns")]
-    if netns_items and os.geteuid() != 0:
+    privileged = [item for item in items if item.get_closest_marker("netns") or item.get_closest_marker("runtimes")]
+    if privileged and os.geteuid() != 0:
         if os.environ.get("CI"):  # a skip in CI would hide a failure: refuse instead
-            raise pytest.UsageError(f"{len(netns_items)} netns tests need root")
-        for item in netns_items:
+            raise pytest.UsageError(f"{len(privileged)} netns/runtimes tests need root")
+        for item in privileged:
             item.add_marker(pytest.mark.skip(reason="needs root: creates network namespaces"))
