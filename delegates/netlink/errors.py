@@ -11,7 +11,7 @@ import errno as errnos
 import os
 
 
-class NetlinkFailure(OSError):  # noqa: N818 - the name callers catch
+class NetlinkFailure(OSError):
     """A netlink request failed: `op` on `target` with kernel error `errno`.
 
     `str()` reads `failed to <op> "<target>": <reason>`, lowercase, ready to be the
@@ -60,7 +60,7 @@ class KindNotSupported(NetlinkFailure):
         super().__init__(op, target, errno, message)
 
 
-class NetnsNotFound(LookupError):  # noqa: N818 - reads as the condition it reports
+class NetnsNotFound(LookupError):
     """A network namespace path does not exist or is not a network namespace."""
 
     def __init__(self, path: str) -> None:
