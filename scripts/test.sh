@@ -21,7 +21,7 @@ pytest_lanes() {
 
 vm_lane() {
     echo "== vm lane (real kernel under QEMU)"
-    "$bin/python" -m tools.vm.run -- "$PWD/$bin/python" -m pytest -p no:cacheprovider -q tests/vm
+    "$bin/python" -m tools.vm.run -- "$PWD/$bin/python" -m pytest -p no:cacheprovider -p no:hypothesispytest -q tests/vm
 }
 
 case "$what" in

@@ -57,9 +57,7 @@ def archive(entries: Iterable[Entry]) -> bytes:
     return bytes(out)
 
 
-def _append(
-    out: bytearray, name: str, *, ino: int, mode: int, nlink: int, data: bytes, rdev: tuple[int, int]
-) -> None:
+def _append(out: bytearray, name: str, *, ino: int, mode: int, nlink: int, data: bytes, rdev: tuple[int, int]) -> None:
     encoded = name.encode() + b"\0"
     fields = (ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0)
     out += MAGIC + b"".join(b"%08x" % value for value in fields) + encoded

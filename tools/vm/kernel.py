@@ -2,9 +2,11 @@
 
 The kernel package is never installed on the host (that would pull in initramfs-tools and
 udev): `apt-get download` fetches the concrete `linux-image-KVER` .deb, `dpkg-deb -x`
-unpacks it and `depmod -b` writes the `modules.dep` the .deb does not ship. The result
-lives in `CACHE/KVER/` (`boot/vmlinuz-KVER`, `lib/modules/KVER/`), renamed into place
-only when complete; a lock file keeps two concurrent runs from fetching twice.
+unpacks it, `depmod -b` writes the `modules.dep` the .deb does not ship, and the
+uncompressed `boot/vmlinux-KVER` is extracted for a faster boot (see `vmlinux`). The result
+lives in `CACHE/KVER/` (`boot/`, `lib/modules/KVER/`), renamed into place only when
+complete; a lock file keeps two concurrent runs from fetching twice. Delete the cache to
+move to a newer kernel.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from tools.vm import vmlinux
+
 META_PACKAGE = "linux-image-amd64"
 _PACKAGE = re.compile(r"^\s*Depends:\s*(linux-image-(\d\S*))\s*$")
 
@@ -31,11 +35,11 @@ class KernelError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Kernel:
-    """An unpacked kernel: its release string, image, and module tree (with modules.dep)."""
+    """An unpacked kernel: its release string, the image qemu boots, its module tree."""
 
     release: str
-    image: Path
-    modules: Path
+    image: Path  # boot/vmlinux-KVER if extracted, else the bzImage boot/vmlinuz-KVER
+    modules: Path  # .../lib/modules/KVER, with modules.dep
 
 
 def ensure_kernel(cache: Path) -> Kernel:
@@ -70,6 +74,9 @@ def fetch(cache: Path) -> Kernel:
             raise KernelError(f"{debs[0].name} holds no boot/vmlinuz-{release} and lib/modules/{release}")
         base = kernel.modules.parent.parent.parent  # depmod wants the dir holding lib/modules
         _run(["depmod", "-b", str(base), release], what=f"depmod for {release}")
+        elf = vmlinux.extract(kernel.image.read_bytes())
+        if elf is not None:
+            kernel.image.with_name(f"vmlinux-{release}").write_bytes(elf)
         staging.rename(cache / release)
     kernel = _unpacked(cache / release, release)
     assert kernel is not None
@@ -97,9 +104,7 @@ def parse_depends(text: str) -> tuple[str, str] | None:
 
 
 def _apt_cache_depends() -> str:
-    proc = subprocess.run(
-        ["apt-cache", "depends", META_PACKAGE], capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(["apt-cache", "depends", META_PACKAGE], capture_output=True, text=True, check=False)
     return proc.stdout if proc.returncode == 0 else ""
 
 
@@ -121,7 +126,9 @@ def _unpacked(root: Path, release: str | None = None) -> Kernel | None:
     if root.name.startswith(".") and release is None:
         return None
     release = release or root.name
-    image = root / "boot" / f"vmlinuz-{release}"
+    image = root / "boot" / f"vmlinux-{release}"
+    if not image.is_file():
+        image = image.with_name(f"vmlinuz-{release}")
     for modules in (root / "lib" / "modules" / release, root / "usr" / "lib" / "modules" / release):
         if image.is_file() and modules.is_dir():
             return Kernel(release=release, image=image, modules=modules)
@@ -129,10 +136,10 @@ def _unpacked(root: Path, release: str | None = None) -> Kernel | None:
 
 
 def _run(command: list[str], *, what: str, cwd: Path | None = None) -> None:
-    tool = shutil.which(command[0])
+    tool = shutil.which(command[0], path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")  # depmod
     if tool is None:
         raise KernelError(f"cannot {what}: {command[0]!r} is not installed")
-    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    proc = subprocess.run([tool, *command[1:]], cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip()
         raise KernelError(f"cannot {what}: {command[0]} exited {proc.returncode}: {detail}")

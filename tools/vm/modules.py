@@ -65,8 +65,7 @@ def load_order(
         placed.add(path)
         order.append(path)
 
-    for name in wanted:
-        name = name.replace("-", "_")
+    for name in (wanted_name.replace("-", "_") for wanted_name in wanted):
         if name in by_name:
             visit(by_name[name])
         elif name not in builtin:
