@@ -3,8 +3,9 @@
 As the reference plugin checks it: the bridge exists with the MAC and promiscuous mode of
 the result and config; the container interface is a veth in the sandbox with the result's
 MAC; a host veth of the result is its peer and a port of the bridge; the container has the
-result's addresses and routes. Every failure is a CniError naming the object: 3 when
-something is missing, 999 when it differs (as `delegates.ipam.iface.check`).
+result's addresses and routes. netplex also checks that the port is isolated exactly when
+`portIsolation` says so. Every failure is a CniError naming the object: 3 when something
+is missing, 999 when it differs (as `delegates.ipam.iface.check`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def check_links(conf: BridgeConf, result: Result, *, netns: str, ifname: str) ->
         if host is not None and _is_peer(host, container, bridge_index=bridge.index):
             if entry.mac and entry.mac.lower() != host.mac:
                 raise _fail(f"interface {entry.name!r} has MAC {host.mac}, not {entry.mac} as in prevResult")
+            if bool(host.isolated) != conf.port_isolation:
+                raise _fail(
+                    f"bridge port {entry.name!r}: isolation is {'on' if host.isolated else 'off'}, "
+                    f"portIsolation says {'on' if conf.port_isolation else 'off'}"
+                )
             return
     raise _missing(f"no veth of prevResult connects {ifname!r} to bridge {conf.bridge!r}")
 

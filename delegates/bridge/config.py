@@ -183,5 +183,3 @@ def check_for_add(conf: BridgeConf) -> None:
             Code.INVALID_NETWORK_CONFIG,
             "disableContainerInterface: cannot use IPAM when the container interface is disabled",
         )
-    if conf.port_isolation:
-        raise CniError(Code.INVALID_NETWORK_CONFIG, "portIsolation: not supported by netplex's bridge yet")

@@ -5,9 +5,12 @@ the same config, minus its known pitfalls: the bridge's MAC is pinned when it is
 so it never follows its lowest port and CHECK stays stable; a bad config is error 7 naming
 the key; host forwarding is switched on only once ADD has succeeded. The host end of the
 veth is named from the attachment (`common.host_veth_name`), so DEL and GC find it without
-state. A failed ADD undoes what it did, except the bridge and its gateway addresses, which
-every pod of the network shares. `ipMasq` and `macspoofchk` are nftables rules in
-netplex's own tables, tagged per attachment (`delegates.masq`).
+state; its alias names the network and attachment (`ownership`), so GC finds leaked ones
+among the ports of a bridge other networks may share. A failed ADD undoes what it did,
+except the bridge and its gateway addresses, which every pod of the network shares.
+`ipMasq` and `macspoofchk` are nftables rules in netplex's own tables, tagged per
+attachment (`delegates.masq`). `portIsolation` sets the port's isolated flag: isolated
+ports of a bridge cannot reach each other, only its other ports and the bridge itself.
 
 Runs as the `netplex-bridge` executable and in-process (`delegates.registry`), always in
 the node's network namespace.
@@ -25,7 +28,7 @@ from cni.errors import CniError, Code, MultiError
 from cni.result import DNS, Interface, Result
 from cni.skel import CmdArgs, Plugin, run
 from delegates import common, ipam, masq
-from delegates.bridge import check, gateway, spoofchk
+from delegates.bridge import check, gateway, ownership, spoofchk
 from delegates.bridge.config import BridgeConf, check_for_add, load
 from delegates.ipam import iface
 from delegates.netlink import errors as nlerrors
@@ -138,12 +141,21 @@ def cmd_status(args: CmdArgs) -> None:
 
 
 def cmd_gc(args: CmdArgs) -> None:
-    """Release what attachments missing from `cni.dev/valid-attachments` left: IPAM
-    reservations and nftables rules. Host veths need no collecting: a veth dies with its
-    peer's namespace, and a live namespace is the runtime's to remove."""
+    """Release what attachments missing from `cni.dev/valid-attachments` left: host veths
+    of this network on its bridge (a veth dies with its pod's namespace, but a namespace
+    the runtime leaked keeps it alive), IPAM reservations and nftables rules. Every step is
+    tried; the failures are returned together."""
     conf = load(args.stdin)
     valid = _valid_attachments((conf.model_extra or {}).get(VALID_ATTACHMENTS_KEY))
     failures: list[CniError] = []
+    try:
+        with common.netlink_errors(f"gc of host veths on bridge {conf.bridge!r}"):
+            deleted = ownership.collect(conf.bridge, conf.name, valid)
+    except CniError as err:
+        failures.append(err)
+    else:
+        if deleted:
+            log.info("bridge %s: gc deleted leaked host veths %s of network %s", conf.bridge, deleted, conf.name)
     if conf.is_layer3:
         try:
             ipam.gc(conf, args)
@@ -187,9 +199,16 @@ def _ensure_bridge(conf: BridgeConf) -> links.Link:
 
 
 def _create_veth(conf: BridgeConf, args: CmdArgs, *, host_name: str, mac: str | None) -> tuple[links.Link, links.Link]:
+    """The veth pair, its host end tagged with the attachment for GC (`ownership`)."""
+    alias = ownership.alias_for(conf.name, args.container_id, args.ifname)
     with common.netlink_errors(f"veth for {args.ifname!r}"):
         return links.create_veth(
-            host_name=host_name, peer_name=args.ifname, peer_netns=args.netns, mtu=conf.mtu or None, peer_mac=mac
+            host_name=host_name,
+            peer_name=args.ifname,
+            peer_netns=args.netns,
+            mtu=conf.mtu or None,
+            peer_mac=mac,
+            host_alias=alias,
         )
 
 
@@ -198,6 +217,8 @@ def _attach_port(conf: BridgeConf, host_name: str) -> None:
         links.set_master(None, host_name, conf.bridge)
         if conf.hairpin_mode:
             links.set_hairpin(None, host_name, True)
+        if conf.port_isolation:
+            links.set_port_isolated(None, host_name, True)
         gateway.set_port_vlans(
             host_name, vlan=conf.vlan, trunk=conf.trunk_vids, preserve_default_vlan=conf.preserve_default_vlan
         )

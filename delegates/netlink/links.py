@@ -32,6 +32,7 @@ __all__ = [
     "IPVLAN_FLAGS",
     "IPVLAN_MODES",
     "MACVLAN_MODES",
+    "MAX_ALIAS",
     "Link",
     "bridge_vlan_add",
     "bridge_vlan_del",
@@ -46,12 +47,14 @@ __all__ = [
     "list_links",
     "random_name",
     "rename",
+    "set_alias",
     "set_down",
     "set_group",
     "set_hairpin",
     "set_mac",
     "set_master",
     "set_mtu",
+    "set_port_isolated",
     "set_promisc",
     "set_up",
 ]
@@ -59,6 +62,9 @@ __all__ = [
 MACVLAN_MODES: Final = ("bridge", "private", "vepa", "passthru", "source")
 IPVLAN_MODES: Final = ("l2", "l3", "l3s")  # IPVLAN_MODE_L2 = 0, L3 = 1, L3S = 2
 IPVLAN_FLAGS: Final = ("bridge", "private", "vepa")  # 0, IPVLAN_F_PRIVATE = 1, IPVLAN_F_VEPA = 2
+# IFALIASZ is 256, but pyroute2 sends IFLA_IFALIAS NUL-terminated and the kernel counts the
+# NUL: 255 characters fail with ERANGE (iproute2, which sends no NUL, gets 255).
+MAX_ALIAS: Final = 254
 
 _IFF_UP = 0x1
 _IFF_PROMISC = 0x100
@@ -94,7 +100,8 @@ class Link:
     without one (physical NICs, lo). `mode` is the macvlan or ipvlan mode, `ipvlan_flags`
     the ipvlan bridge/private/vepa flag. `link_index` is IFLA_LINK: the veth peer's or the
     macvlan master's index, in the namespace `link_netnsid` names when that is set.
-    `vlan_filtering` is set for bridges, `hairpin` for bridge ports, None otherwise.
+    `vlan_filtering` is set for bridges, `hairpin` and `isolated` for bridge ports, None
+    otherwise. `alias` is IFLA_IFALIAS (`ip link set ... alias`), None when unset.
     """
 
     name: str
@@ -114,6 +121,7 @@ class Link:
     ipvlan_flags: str | None = None
     vlan_filtering: bool | None = None
     hairpin: bool | None = None
+    isolated: bool | None = None
 
 
 def _to_link(msg: Any) -> Link:
@@ -133,9 +141,12 @@ def _to_link(msg: Any) -> Link:
         raw = _nl.nested(msg, "IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_BR_VLAN_FILTERING")
         vlan_filtering = bool(raw) if raw is not None else None
     hairpin: bool | None = None
+    isolated: bool | None = None
     if _nl.nested(msg, "IFLA_LINKINFO", "IFLA_INFO_SLAVE_KIND") == "bridge":
         raw = _nl.nested(msg, "IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE")
         hairpin = bool(raw) if raw is not None else None
+        raw = _nl.nested(msg, "IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_ISOLATED")
+        isolated = bool(raw) if raw is not None else None
     flags = int(msg["flags"])
     master = msg.get("IFLA_MASTER")
     link = msg.get("IFLA_LINK")
@@ -158,6 +169,7 @@ def _to_link(msg: Any) -> Link:
         ipvlan_flags=ipvlan_flags,
         vlan_filtering=vlan_filtering,
         hairpin=hairpin,
+        isolated=isolated,
     )
 
 
@@ -223,18 +235,22 @@ def create_veth(
     group: int = 0,
     host_mac: str | None = None,
     peer_up: bool = False,
+    host_alias: str | None = None,
 ) -> tuple[Link, Link]:
     """Create a veth pair: `host_name` in `host_netns`, `peer_name` in `peer_netns`.
 
     One RTM_NEWLINK creates both ends with their final names, the peer directly inside
     `peer_netns`; nothing is renamed or moved, so a failure leaves nothing behind. Both
-    ends get `mtu` and `group`. The host end is brought up; the peer stays down unless
-    `peer_up`, so the caller can set its addresses and sysctls before it comes up.
-    Returns (host end, peer end), each as its own namespace sees it.
+    ends get `mtu` and `group`. The host end is brought up, with `host_alias` as its
+    IFLA_IFALIAS if given; the peer stays down unless `peer_up`, so the caller can set its
+    addresses and sysctls before it comes up. Returns (host end, peer end), each as its
+    own namespace sees it.
 
     Raises `LinkExists` naming whichever end's name is taken, `NetnsNotFound` for either
-    namespace.
+    namespace, `ValueError` for an alias `set_alias` refuses.
     """
+    if host_alias is not None:
+        _check_alias(host_alias)
     with _netns.opened(peer_netns) as peer_fd:
 
         def make(ipr: IPRoute) -> Link:
@@ -251,8 +267,11 @@ def create_veth(
                 raise errors.from_errno(exc.code, op="create veth", target=target) from exc
             try:
                 index = _nl.require_index(ipr, host_name, op="create veth")
+                # The kernel ignores IFLA_IFALIAS in RTM_NEWLINK, so the alias rides on the
+                # request that brings the host end up.
+                up: dict[str, Any] = {"state": "up"} if host_alias is None else {"state": "up", "ifalias": host_alias}
                 with _nl.translated("set up", host_name):
-                    ipr.link("set", index=index, state="up")
+                    ipr.link("set", index=index, **up)
                 return _must_get(ipr, host_name, op="create veth")
             except BaseException:
                 _delete_quietly(ipr, host_name)  # takes the peer with it
@@ -364,6 +383,22 @@ def set_hairpin(netns: str | None, port_name: str, on: bool) -> None:
         index = _nl.require_index(ipr, port_name, op="set hairpin on")
         with _nl.translated("set hairpin on", port_name):
             ipr.brport("set", index=index, mode=1 if on else 0)
+
+    _netns.run(netns, apply)
+
+
+def set_port_isolated(netns: str | None, port_name: str, on: bool) -> None:
+    """Turn the isolated flag (IFLA_BRPORT_ISOLATED) of a bridge port on or off.
+
+    Isolated ports of one bridge forward nothing to each other, only to and from the
+    bridge's other (non-isolated) ports and the bridge device itself. Raises `LinkNotFound`
+    for a missing port, a `NetlinkFailure` if `port_name` is not a bridge port.
+    """
+
+    def apply(ipr: IPRoute) -> None:
+        index = _nl.require_index(ipr, port_name, op="set isolated on")
+        with _nl.translated("set isolated on", port_name):
+            ipr.brport("set", index=index, isolated=1 if on else 0)
 
     _netns.run(netns, apply)
 
@@ -591,6 +626,24 @@ def set_promisc(netns: str | None, name: str, on: bool) -> None:
 def set_group(netns: str | None, name: str, group: int) -> None:
     """Put link `name` into interface group `group` (0 is the default group)."""
     _change(netns, name, "set group of", group=group)
+
+
+def set_alias(netns: str | None, name: str, alias: str) -> None:
+    """Set the alias (IFLA_IFALIAS, `ip link ... alias`) of link `name`; "" clears it.
+
+    The alias is free text the kernel keeps for whoever reads the link; netplex uses it
+    to say which attachment a host-side link belongs to. Raises `ValueError` for an alias
+    of more than `MAX_ALIAS` bytes (UTF-8) or one containing NUL.
+    """
+    _check_alias(alias)
+    _change(netns, name, "set alias of", ifalias=alias)
+
+
+def _check_alias(alias: str) -> None:
+    if len(alias.encode()) > MAX_ALIAS:
+        raise ValueError(f"interface alias is longer than {MAX_ALIAS} bytes")
+    if "\0" in alias:
+        raise ValueError("interface alias contains a NUL character")
 
 
 def rename(netns: str | None, name: str, new_name: str) -> None:

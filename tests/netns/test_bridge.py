@@ -440,3 +440,96 @@ def test_gc_removes_what_invalid_attachments_left(node: Node, make_ns: Callable[
     comments = {r["comment"] for r in node.nft_rules() if r.get("comment", "").startswith("netplex")}
     assert comments == {"netplex bnet keep/eth0"}
     assert len(node.reserved_ips()) == 1
+
+
+def veths(node: Node) -> dict[str, dict[str, Any]]:
+    return {name: link for name, link in node.links().items() if link.get("linkinfo", {}).get("info_kind") == "veth"}
+
+
+def test_gc_deletes_only_this_networks_leaked_host_veths(node: Node, make_ns: Callable[..., str]) -> None:
+    pod_keep, pod_leak, pod_foreign = make_ns(), make_ns(), make_ns()
+    conf = node.conf("1.1.0")
+    other = node.conf("1.1.0", subnet="10.78.0.0/24") | {"name": "bnet2"}  # another NAD, same bridge
+    kept = node.ok("ADD", conf, pod=pod_keep, container_id="keep")
+    leaked = node.ok("ADD", conf, pod=pod_leak, container_id="leak")
+    shared = node.ok("ADD", other, pod=pod_leak, container_id="leak", ifname="net1")
+    # Ports someone else made on the same bridge: one without an alias, one with another's.
+    for name, alias in (("fv-plain", None), ("fv-alias", "uplink to rack 3")):
+        node.sh("ip", "link", "add", name, "type", "veth", "peer", "name", name + "p", "netns", ns_name(pod_foreign))
+        node.sh("ip", "link", "set", name, "master", BRIDGE, "up")
+        if alias:
+            node.sh("ip", "link", "set", name, "alias", alias)
+    host_keep, host_leak, host_shared = (doc["interfaces"][1]["name"] for doc in (kept, leaked, shared))
+    before = veths(node)
+    assert before[host_keep]["ifalias"] == "netplex:bnet:keep/eth0"
+    assert before[host_leak]["ifalias"] == "netplex:bnet:leak/eth0"
+    assert before[host_shared]["ifalias"] == "netplex:bnet2:leak/net1"
+    assert len(node.reserved_ips()) == 2
+    gc_conf = conf | {"cni.dev/valid-attachments": [{"containerID": "keep", "ifname": "eth0"}]}
+
+    node.ok("GC", gc_conf, pod="")
+
+    assert set(veths(node)) == {host_keep, host_shared, "fv-plain", "fv-alias"}
+    assert pod_link(pod_leak) is None and pod_link(pod_leak, "net1") is not None  # the namespace lives on
+    assert pod_link(pod_keep) is not None
+    assert node.reserved_ips() == [kept["ips"][0]["address"].split("/")[0]]
+    assert (node.data_dir / "bnet2" / shared["ips"][0]["address"].split("/")[0]).exists()
+    node.ok("CHECK", node.check_conf(conf, kept), pod=pod_keep, container_id="keep")
+    node.ok("GC", gc_conf, pod="")  # nothing left to collect: still a success
+    node.ok("DEL", conf, pod=pod_leak, container_id="leak")  # the runtime's late DEL is fine too
+
+
+def test_gc_with_the_bridge_gone_succeeds(node: Node) -> None:
+    gc_conf = node.conf("1.1.0") | {"cni.dev/valid-attachments": []}
+
+    node.ok("GC", gc_conf, pod="")
+
+    assert BRIDGE not in node.links()
+
+
+# --- portIsolation ------------------------------------------------------------------------
+
+
+def port_of(node: Node, name: str) -> dict[str, Any]:
+    [port] = json.loads(node.sh("bridge", "-j", "-d", "link", "show", "dev", name))
+    return dict(port)
+
+
+def test_port_isolation_sets_the_ports_flag_and_check_verifies_it(node: Node, make_ns: Callable[..., str]) -> None:
+    pod = make_ns()
+    conf = node.conf(portIsolation=True)
+
+    result = node.ok("ADD", conf, pod=pod)
+
+    host = result["interfaces"][1]["name"]
+    assert port_of(node, host)["isolated"] is True
+    node.ok("CHECK", node.check_conf(conf, result), pod=pod)
+    plain = node.conf()
+    answer = node.run("CHECK", node.check_conf(plain, result), pod=pod)
+    assert answer.code == 999 and "portIsolation" in answer.msg and host in answer.msg
+    node.sh("bridge", "link", "set", "dev", host, "isolated", "off")
+    answer = node.run("CHECK", node.check_conf(conf, result), pod=pod)
+    assert answer.code == 999 and "isolation is off" in answer.msg
+    node.ok("DEL", conf, pod=pod)
+    assert_nothing_left(node, pod)
+
+
+def ping(src: str, address: str) -> bool:
+    argv = ["ip", "netns", "exec", ns_name(src), "ping", "-c1", "-W1", address]
+    return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+
+
+def test_isolated_ports_cannot_reach_each_other_but_reach_an_open_port(node: Node, make_ns: Callable[..., str]) -> None:
+    iso_a, iso_b, open_c = make_ns(lo_up=True), make_ns(lo_up=True), make_ns(lo_up=True)
+    isolated, plain = node.conf(portIsolation=True), node.conf()
+    address, port = {}, {}
+    for pod, conf, cid in ((iso_a, isolated, "iso-a"), (iso_b, isolated, "iso-b"), (open_c, plain, "open-c")):
+        result = node.ok("ADD", conf, pod=pod, container_id=cid)
+        address[cid], port[cid] = result["ips"][0]["address"].split("/")[0], result["interfaces"][1]["name"]
+
+    assert ping(iso_a, address["open-c"]) and ping(open_c, address["iso-b"]) and ping(iso_b, address["open-c"])
+    assert not ping(iso_a, address["iso-b"])
+    assert not ping(iso_b, address["iso-a"])
+    # control: the same two pods reach each other once one port is no longer isolated
+    node.sh("bridge", "link", "set", "dev", port["iso-b"], "isolated", "off")
+    assert ping(iso_a, address["iso-b"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import json
 import os
 import pickle
 import subprocess
@@ -41,6 +42,18 @@ IP6 = ipaddress.IPv6Interface
 def link_json(ns: str, name: str) -> Any:
     [found] = ip_json("-d", "link", "show", "dev", name, ns=ns)
     return found
+
+
+def must_get(ns: str, name: str) -> links.Link:
+    link = links.get(ns, name)
+    assert link is not None, f"no link {name!r} in {ns}"
+    return link
+
+
+def bridge_cmd(ns: str, *args: str) -> str:
+    """`bridge ARGS` inside namespace path `ns` (the kernel's view of bridge ports)."""
+    argv = ["ip", "netns", "exec", ns_name(ns), "bridge", *args]
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
 
 
 def link_names(ns: str) -> set[str]:
@@ -269,6 +282,76 @@ def test_set_master_hairpin_and_release(host_ns: str, container_ns: str) -> None
     assert link_json(host_ns, "vh-a")["linkinfo"]["info_slave_data"]["hairpin"] is False
     links.set_master(host_ns, "vh-a", None)
     assert "master" not in link_json(host_ns, "vh-a")
+
+
+def test_set_port_isolated_on_and_off(host_ns: str, container_ns: str) -> None:
+    links.ensure_bridge("br0", netns=host_ns)
+    links.create_veth(host_name="vh-a", peer_name="eth0", peer_netns=container_ns, host_netns=host_ns)
+    links.set_master(host_ns, "vh-a", "br0")
+    port = links.get(host_ns, "vh-a")
+    assert port is not None and port.isolated is False
+
+    links.set_port_isolated(host_ns, "vh-a", True)
+
+    port = links.get(host_ns, "vh-a")
+    assert port is not None and port.isolated is True and port.hairpin is False
+    [seen] = json.loads(bridge_cmd(host_ns, "-j", "-d", "link", "show", "dev", "vh-a"))
+    assert seen["isolated"] is True
+    links.set_port_isolated(host_ns, "vh-a", False)
+    [seen] = json.loads(bridge_cmd(host_ns, "-j", "-d", "link", "show", "dev", "vh-a"))
+    assert seen["isolated"] is False
+
+
+def test_set_port_isolated_on_a_link_that_is_no_bridge_port_fails(host_ns: str, container_ns: str) -> None:
+    links.create_veth(host_name="vh-a", peer_name="eth0", peer_netns=container_ns, host_netns=host_ns)
+    assert (must_get(host_ns, "vh-a").master_index, must_get(host_ns, "vh-a").isolated) == (None, None)
+    with pytest.raises(NetlinkFailure, match='set isolated on "vh-a"'):
+        links.set_port_isolated(host_ns, "vh-a", True)
+    with pytest.raises(LinkNotFound, match='"missing0"'):
+        links.set_port_isolated(host_ns, "missing0", True)
+
+
+def test_set_alias_sets_and_clears_the_kernels_ifalias(host_ns: str, container_ns: str) -> None:
+    links.create_veth(host_name="vh-a", peer_name="eth0", peer_netns=container_ns, host_netns=host_ns)
+    assert must_get(host_ns, "vh-a").alias is None
+
+    links.set_alias(host_ns, "vh-a", "netplex:net1:pod/eth0")
+
+    assert link_json(host_ns, "vh-a")["ifalias"] == "netplex:net1:pod/eth0"
+    assert must_get(host_ns, "vh-a").alias == "netplex:net1:pod/eth0"
+    links.set_alias(host_ns, "vh-a", "")
+    assert "ifalias" not in link_json(host_ns, "vh-a")
+    assert must_get(host_ns, "vh-a").alias is None
+
+
+def test_set_alias_refuses_what_the_kernel_would_truncate_and_a_missing_link(host_ns: str, container_ns: str) -> None:
+    links.create_veth(host_name="vh-a", peer_name="eth0", peer_netns=container_ns, host_netns=host_ns)
+    links.set_alias(host_ns, "vh-a", "a" * links.MAX_ALIAS)
+    assert link_json(host_ns, "vh-a")["ifalias"] == "a" * links.MAX_ALIAS
+    with pytest.raises(ValueError, match=f"longer than {links.MAX_ALIAS}"):
+        links.set_alias(host_ns, "vh-a", "a" * (links.MAX_ALIAS + 1))
+    with pytest.raises(ValueError, match="NUL"):
+        links.set_alias(host_ns, "vh-a", "a\0b")
+    with pytest.raises(LinkNotFound, match='"missing0"'):
+        links.set_alias(host_ns, "missing0", "x")
+
+
+def test_create_veth_tags_the_host_end_with_an_alias(host_ns: str, container_ns: str) -> None:
+    host, peer = links.create_veth(
+        host_name="vh-a", peer_name="eth0", peer_netns=container_ns, host_netns=host_ns, host_alias="netplex:n:c/eth0"
+    )
+
+    assert host.alias == "netplex:n:c/eth0" and host.up
+    assert link_json(host_ns, "vh-a")["ifalias"] == "netplex:n:c/eth0"
+    assert peer.alias is None and "ifalias" not in link_json(container_ns, "eth0")
+
+
+def test_create_veth_with_a_bad_alias_creates_nothing(host_ns: str, container_ns: str) -> None:
+    with pytest.raises(ValueError):
+        links.create_veth(
+            host_name="vh-a", peer_name="eth0", peer_netns=container_ns, host_netns=host_ns, host_alias="x" * 300
+        )
+    assert link_names(host_ns) == {"lo"} and link_names(container_ns) == {"lo"}
 
 
 def test_set_mtu_mac_group_promisc_up_down_rename(host_ns: str, container_ns: str) -> None:

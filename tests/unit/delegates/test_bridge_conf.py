@@ -1,6 +1,6 @@
 """The bridge delegate without the kernel: config parsing and validation (error 7 naming
-the key), gateway planning, nftables tags, and the verbs that must fail before touching
-any link."""
+the key), gateway planning, nftables tags, host veth aliases, and the verbs that must fail
+before touching any link."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from cni import skel
 from cni.errors import CniError, Code
 from cni.result import DNS, Interface, IPConfig, Result, Route
 from delegates import common, masq, registry
-from delegates.bridge import config, gateway
+from delegates.bridge import config, gateway, ownership
 from delegates.bridge import plugin as bridge
+from delegates.netlink import links
 from tests.unit.delegates.conftest import environ, run_in_process
 
 
@@ -109,7 +110,6 @@ def test_a_bad_value_is_error_7_naming_the_key(keys: dict[str, Any], where: str)
     [
         ({"hairpinMode": True, "promiscMode": True}, "promiscMode"),
         ({"disableContainerInterface": True, "ipam": {"type": "host-local"}}, "disableContainerInterface"),
-        ({"portIsolation": True}, "portIsolation"),
     ],
 )
 def test_conflicting_keys_are_refused_before_add_touches_anything(keys: dict[str, Any], where: str) -> None:
@@ -204,6 +204,46 @@ def test_long_or_unusual_ids_are_hashed_but_stay_deterministic_and_short() -> No
     assert tag.startswith("netplex net1 #") and len(tag) <= masq.MAX_TAG
     assert '"' not in odd and odd != masq.attachment_tag("net1", "abc", "a_b")
     assert masq.network_part("n" * 60).startswith("#")
+
+
+# --- host veth aliases --------------------------------------------------------------------
+
+
+def test_an_alias_names_network_and_attachment_and_parses_back() -> None:
+    alias = ownership.alias_for("net1", "abc123", "eth0")
+
+    assert alias == "netplex:net1:abc123/eth0"
+    assert ownership.owner_of(alias) == ("net1", "abc123/eth0")
+
+
+def test_an_unusual_network_name_is_hashed_so_the_alias_stays_parseable() -> None:
+    alias = ownership.alias_for("team:a/b", "abc", "net1")
+
+    owner = ownership.owner_of(alias)
+    assert owner is not None and owner[0] == masq.network_part("team:a/b") and owner[0].startswith("#")
+    assert owner[1] == "abc/net1"
+
+
+def test_a_long_attachment_is_hashed_and_the_alias_fits_the_kernels_limit() -> None:
+    long_id = "c" * 256
+    alias = ownership.alias_for("n" * 48, long_id, "eth0")
+
+    assert len(alias.encode()) <= links.MAX_ALIAS and alias == ownership.alias_for("n" * 48, long_id, "eth0")
+    assert alias.startswith(f"netplex:{'n' * 48}:#")
+    assert alias != ownership.alias_for("n" * 48, long_id, "eth1")
+
+
+@pytest.mark.parametrize(
+    "alias", [None, "", "uplink to rack 3", "netplex", "netplex:net1", "netplex::a/b", "other:net1:a/b"]
+)
+def test_aliases_netplex_did_not_write_have_no_owner(alias: str | None) -> None:
+    assert ownership.owner_of(alias) is None
+
+
+def test_port_isolation_is_accepted_as_the_reference_spells_it() -> None:
+    assert load(portIsolation=True).port_isolation
+    assert load(portisolation="true").port_isolation  # the reference README's example
+    config.check_for_add(load(portIsolation=True))
 
 
 # --- the requested MAC -------------------------------------------------------------------
