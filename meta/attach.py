@@ -36,19 +36,22 @@ def add_all(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise CniError(Code.TRY_AGAIN_LATER, "the ADD deadline (addTimeout) passed before this network")
+            network = Conflist.model_validate(attachment.conflist)
             result = chain.add(
-                Conflist.model_validate(attachment.conflist),
+                network,
                 delegate_args(args, attachment),
                 capability_args=attachment.capability_args,
                 builtins=builtins,
                 timeout=min(delegate_timeout, remaining),
             )
-        except CniError as err:
+            attachment.state = "added"
+            attachment.result = result.to_wire(network.version)
+            cache.write(cni_dir, entry)
+        except Exception as exc:  # not only CniError: whatever fails, nothing stays attached
             _rollback(entry, args, upto=index, cni_dir=cni_dir, builtins=builtins, timeout=delegate_timeout)
-            raise err.prefixed(f"{entry.pod}:{attachment.network} ({attachment.ifname})") from err
-        attachment.state = "added"
-        attachment.result = result.to_wire(Conflist.model_validate(attachment.conflist).version)
-        cache.write(cni_dir, entry)
+            if isinstance(exc, CniError):
+                raise exc.prefixed(f"{entry.pod}:{attachment.network} ({attachment.ifname})") from exc
+            raise
         results.append(result)
     return results
 
@@ -69,6 +72,12 @@ def delete_all(
         try:
             _delete_one(attachment, args, builtins=builtins, timeout=timeout)
         except CniError as err:
+            if attachment.state == "pending" and _refuses_config(err):
+                # Never added, and its delegates refuse the config itself (bad JSON or keys,
+                # no such plugin): no DEL can ever succeed, and keeping it would fail every
+                # later DEL of the sandbox, so the runtime could never remove it.
+                log.warning("DEL of %s:%s: dropped, its config is refused: %s", entry.pod, attachment.network, err.msg)
+                continue
             log.error("DEL of %s:%s failed: %s", entry.pod, attachment.network, err.msg)
             errors.append(err.prefixed(f"{entry.pod}:{attachment.network} ({attachment.ifname})"))
             remaining.insert(0, attachment)
@@ -98,17 +107,27 @@ def check_all(entry: cache.CacheEntry, args: skel.CmdArgs, *, builtins: Builtins
 
 
 def gc_delegates(
-    entries: list[cache.CacheEntry], args: skel.CmdArgs, *, builtins: Builtins | None, timeout: float
+    entries: list[cache.CacheEntry],
+    args: skel.CmdArgs,
+    *,
+    builtins: Builtins | None,
+    timeout: float,
+    stale: list[cache.CacheEntry] | None = None,
 ) -> list[CniError]:
     """GC on each delegate network netplex has recorded: its valid attachments are those
-    of the sandboxes still cached (each with its own delegate ifname)."""
+    of the sandboxes in `entries` (each with its own delegate ifname). Networks that only
+    `stale` sandboxes (no longer valid) used are collected too, with none valid there."""
     networks: dict[str, dict[str, Any]] = {}
     valid: dict[str, list[dict[str, str]]] = {}
-    for entry in entries:
+    for entry in [*entries, *(stale or [])]:
         for attachment in entry.attachments:
             name = str(attachment.conflist.get("name", ""))
             networks.setdefault(name, attachment.conflist)
-            valid.setdefault(name, []).append({"containerID": entry.container_id, "ifname": attachment.ifname})
+            valid.setdefault(name, [])
+    for entry in entries:
+        for attachment in entry.attachments:
+            name = str(attachment.conflist.get("name", ""))
+            valid[name].append({"containerID": entry.container_id, "ifname": attachment.ifname})
     errors: list[CniError] = []
     for name, conflist in networks.items():
         network = Conflist.model_validate(conflist)
@@ -140,6 +159,12 @@ def _delete_one(
         builtins=builtins,
         timeout=timeout,
     )
+
+
+def _refuses_config(err: CniError) -> bool:
+    """True when every failure in `err` is a delegate refusing its config (error 6 or 7)."""
+    failures = err.errors if isinstance(err, MultiError) else [err]
+    return all(failure.code in (Code.DECODING_FAILURE, Code.INVALID_NETWORK_CONFIG) for failure in failures)
 
 
 def _rollback(

@@ -3,7 +3,13 @@
 One file per (container ID, ifname) in `cniDir`, written atomically before the first
 delegate runs (every attachment `pending`) and again after each delegate's result, so a
 crash mid-ADD still leaves enough for DEL. DEL reads only this file: it works with the
-API server down and after the NAD was changed or deleted."""
+API server down and after the NAD was changed or deleted.
+
+The file is `<cniDir>/cache/<container ID>-<ifname>.json` (`c1-eth0.json`), or
+`<container ID>@<ifname>.json` when the ifname holds a '-': with '-' alone, container
+"a-b" with ifname "c" and container "a" with ifname "b-c" would share a file. A
+container ID never holds '@', and the '-' form is used only for ifnames without '-', so
+no two (container ID, ifname) pairs share a name."""
 
 from __future__ import annotations
 
@@ -55,7 +61,8 @@ def path_for(cni_dir: str, container_id: str, ifname: str) -> str:
     """Named from validated identifiers only: no traversal through IDs or ifnames."""
     skel.validate_container_id(container_id)
     skel.validate_ifname(ifname)
-    return os.path.join(cni_dir, "cache", f"{container_id}-{ifname}.json")
+    separator = "@" if "-" in ifname else "-"
+    return os.path.join(cni_dir, "cache", f"{container_id}{separator}{ifname}.json")
 
 
 def write(cni_dir: str, entry: CacheEntry) -> None:
@@ -69,18 +76,30 @@ def read(cni_dir: str, container_id: str, ifname: str) -> CacheEntry | None:
     path = path_for(cni_dir, container_id, ifname)
     try:
         doc = store.read_json(path)
-    except (OSError, ValueError) as exc:
-        raise CniError(Code.IO_FAILURE, f"cannot read cache {path!r}: {exc}") from exc
+    except OSError as exc:
+        raise CniError(Code.IO_FAILURE, f"cannot read cache {path!r}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # not JSON (UnicodeDecodeError is a ValueError too)
+        raise CniError(Code.DECODING_FAILURE, f"cache {path!r} is not valid JSON", str(exc)) from exc
     if doc is None:
         return None
     try:
-        return CacheEntry.model_validate(doc)
+        entry = CacheEntry.model_validate(doc)
     except ValidationError as exc:
         raise CniError(Code.DECODING_FAILURE, f"cache {path!r} is not a netplex cache", str(exc)) from exc
+    if (entry.container_id, entry.ifname) != (container_id, ifname):
+        raise CniError(
+            Code.DECODING_FAILURE,
+            f"cache {path!r} records container {entry.container_id!r} ({entry.ifname}), not this one",
+        )
+    return entry
 
 
 def remove(cni_dir: str, container_id: str, ifname: str) -> None:
-    store.remove(path_for(cni_dir, container_id, ifname))
+    path = path_for(cni_dir, container_id, ifname)
+    try:
+        store.remove(path)
+    except OSError as exc:
+        raise CniError(Code.IO_FAILURE, f"cannot remove cache {path!r}: {exc.strerror or exc}") from exc
 
 
 def list_entries(cni_dir: str) -> list[CacheEntry]:

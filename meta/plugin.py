@@ -16,6 +16,7 @@ from typing import Any
 
 from cni import skel
 from cni.args import format_cni_args
+from cni.config import Conflist
 from cni.errors import CniError, Code, MultiError
 from cni.invoke import Builtins
 from cni.result import Result
@@ -114,13 +115,20 @@ def add(conf: config.MetaConf, args: skel.CmdArgs, *, source_factory: Callable[[
         deadline=started + conf.add_timeout, delegate_timeout=conf.delegate_timeout,
     )
     try:
-        results = defaultroute.apply(plan, results, netns=args.netns)
+        routed = defaultroute.apply(plan, results, netns=args.netns)
+        if routed != results:  # CHECK must compare the kernel with the routes as netplex left them
+            _record_results(entry, routed, cni_dir=conf.cni_dir)
+            results = routed
         if pod.name:
             _publish(source, pod, status.network_status(list(zip(plan, results, strict=True))))
-    except CniError as err:
+        return status.merged_result(
+            list(zip(plan, results, strict=True)), mode=conf.result_ips, cni_version=conf.version
+        )
+    except Exception as exc:  # not only CniError: a failed ADD leaves nothing attached
         _undo(entry, delegate_call, conf)
-        raise err.prefixed(f"{entry.pod}") from err
-    return status.merged_result(list(zip(plan, results, strict=True)), mode=conf.result_ips, cni_version=conf.version)
+        if isinstance(exc, CniError):
+            raise exc.prefixed(f"{entry.pod}") from exc
+        raise
 
 
 def delete(conf: config.MetaConf, args: skel.CmdArgs) -> None:
@@ -153,10 +161,12 @@ def gc(conf: config.MetaConf, args: skel.CmdArgs) -> None:
     call = args.replace(path=_cni_path(conf, args))
     errors: list[CniError] = []
     kept: list[cache.CacheEntry] = []
+    stale_entries: list[cache.CacheEntry] = []
     for entry in cache.list_entries(conf.cni_dir):
         if (entry.container_id, entry.ifname) in valid:
             kept.append(entry)
             continue
+        stale_entries.append(entry.model_copy(deep=True))
         stale = call.replace(
             command="DEL", container_id=entry.container_id, ifname=entry.ifname,
             netns=entry.netns if entry.netns and os.path.exists(entry.netns) else "",
@@ -165,7 +175,9 @@ def gc(conf: config.MetaConf, args: skel.CmdArgs) -> None:
             attach.delete_all(entry, stale, cni_dir=conf.cni_dir, builtins=builtins, timeout=conf.delegate_timeout)
         except CniError as err:
             errors.append(err)
-    errors.extend(attach.gc_delegates(kept, call, builtins=builtins, timeout=conf.delegate_timeout))
+    errors.extend(
+        attach.gc_delegates(kept, call, builtins=builtins, timeout=conf.delegate_timeout, stale=stale_entries)
+    )
     if errors:
         raise errors[0] if len(errors) == 1 else MultiError(errors)
 
@@ -249,6 +261,12 @@ def _cached(attachment: Attachment, identity: PodIdentity, args: skel.CmdArgs) -
         is_cluster_network=attachment.is_cluster_network,
         default_route=[str(gateway) for gateway in gateways],
     )
+
+
+def _record_results(entry: cache.CacheEntry, results: list[Result], *, cni_dir: str) -> None:
+    for attachment, result in zip(entry.attachments, results, strict=True):
+        attachment.result = result.to_wire(Conflist.model_validate(attachment.conflist).version)
+    cache.write(cni_dir, entry)
 
 
 def _publish(source: Source, pod: Pod, network_status: list[dict[str, Any]]) -> None:

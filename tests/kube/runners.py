@@ -1,0 +1,165 @@
+"""How the meta-plugin tests call netplex: as a runtime does, one subprocess per CNI call.
+
+A runner executes the real `netplex` executable with the CNI_* environment and the config
+on stdin, inside a throwaway "node" namespace (`ip netns exec <node_ns> netplex`), so
+bridges and host veths land there and never in the real host namespace. Every call
+returns an `Answer`: the exit code and the parsed JSON on stdout (None when stdout was
+empty), and keeps the raw stdout/stderr for assertion messages.
+
+`RUNNERS` lists the runner classes the `runner` fixture (tests/kube/conftest.py)
+parametrises over, so every scenario runs in every mode. `ThinRunner` is thin mode: the
+plugin does all the work itself. Daemon mode (tests/kube/runners_daemon.py, when it
+exists) appends its `DaemonRunner`; a runner class is built as
+`cls(node_ns=<namespace name>, workdir=<empty scratch dir>)`, is closed with `close()`,
+and offers the methods of `Runner`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple, Protocol
+
+NETPLEX = str(Path(sys.executable).with_name("netplex"))
+CALL_TIMEOUT = 120.0
+
+
+class Answer(NamedTuple):
+    """One CNI call's outcome: unpacks as `(rc, doc)`."""
+
+    rc: int
+    doc: Any
+
+    @property
+    def code(self) -> int | None:
+        """The error code of a failed call (None on success or without an error document)."""
+        return self.doc.get("code") if self.rc != 0 and isinstance(self.doc, dict) else None
+
+    @property
+    def msg(self) -> str:
+        return str(self.doc.get("msg", "")) if isinstance(self.doc, dict) else ""
+
+
+class Runner(Protocol):
+    name: ClassVar[str]
+    last_stdout: str
+    last_stderr: str
+
+    def call(
+        self,
+        command: str,
+        conf: dict[str, Any] | bytes,
+        *,
+        container_id: str = "",
+        netns: str = "",
+        ifname: str = "",
+        cni_args: str = "",
+        env: dict[str, str] | None = None,
+    ) -> Answer: ...
+
+    def add(self, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str = "eth0",
+            cni_args: str = "") -> Answer: ...
+
+    def delete(self, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str = "eth0",
+               cni_args: str = "") -> Answer: ...
+
+    def check(self, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str = "eth0",
+              cni_args: str = "") -> Answer: ...
+
+    def gc(self, conf: dict[str, Any]) -> Answer: ...
+
+    def status(self, conf: dict[str, Any]) -> Answer: ...
+
+    def close(self) -> None: ...
+
+
+class ThinRunner:
+    """Thin mode: `netplex` as a plain CNI plugin, executed in the node namespace."""
+
+    name: ClassVar[str] = "thin"
+
+    def __init__(self, *, node_ns: str, workdir: Path) -> None:
+        self.node_ns = os.path.basename(node_ns)
+        self.workdir = workdir
+        self.last_stdout = ""
+        self.last_stderr = ""
+
+    def call(
+        self,
+        command: str,
+        conf: dict[str, Any] | bytes,
+        *,
+        container_id: str = "",
+        netns: str = "",
+        ifname: str = "",
+        cni_args: str = "",
+        env: dict[str, str] | None = None,
+    ) -> Answer:
+        """One CNI call. `conf` bytes go to stdin as they are (for garbage-input tests);
+        `env` entries override the CNI_* variables built from the keywords, and an entry
+        whose value is "" removes the variable."""
+        stdin = conf if isinstance(conf, bytes) else json.dumps(conf).encode()
+        variables = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": container_id,
+            "CNI_NETNS": netns,
+            "CNI_IFNAME": ifname,
+            "CNI_ARGS": cni_args,
+            "CNI_PATH": str(Path(NETPLEX).parent),
+        }
+        variables.update(env or {})
+        variables = {key: value for key, value in variables.items() if value}
+        proc = subprocess.run(
+            ["ip", "netns", "exec", self.node_ns, NETPLEX],
+            input=stdin, env=variables, capture_output=True, timeout=CALL_TIMEOUT, check=False,
+        )
+        self.last_stdout = proc.stdout.decode(errors="replace")
+        self.last_stderr = proc.stderr.decode(errors="replace")
+        return Answer(proc.returncode, _parse(self.last_stdout))
+
+    def add(self, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str = "eth0",
+            cni_args: str = "") -> Answer:
+        return self.call("ADD", conf, container_id=container_id, netns=netns, ifname=ifname, cni_args=cni_args)
+
+    def delete(self, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str = "eth0",
+               cni_args: str = "") -> Answer:
+        return self.call("DEL", conf, container_id=container_id, netns=netns, ifname=ifname, cni_args=cni_args)
+
+    def check(self, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str = "eth0",
+              cni_args: str = "") -> Answer:
+        return self.call("CHECK", conf, container_id=container_id, netns=netns, ifname=ifname, cni_args=cni_args)
+
+    def gc(self, conf: dict[str, Any]) -> Answer:
+        return self.call("GC", conf)
+
+    def status(self, conf: dict[str, Any]) -> Answer:
+        return self.call("STATUS", conf)
+
+    def close(self) -> None:
+        """Nothing to stop: every call was its own process."""
+
+
+def _parse(stdout: str) -> Any:
+    """stdout as JSON; a non-JSON stdout is returned as the raw string so that the
+    assertion that expects a document fails with what was printed."""
+    if not stdout.strip():
+        return None
+    try:
+        return json.loads(stdout)
+    except ValueError:
+        return stdout
+
+
+RUNNERS: list[type[Runner]] = [ThinRunner]
+
+try:
+    from tests.kube.runners_daemon import DaemonRunner
+except ModuleNotFoundError as missing:  # daemon mode not built yet; a broken module still fails
+    if missing.name != "tests.kube.runners_daemon":
+        raise
+else:
+    RUNNERS.append(DaemonRunner)
