@@ -9,7 +9,7 @@ import logging
 import time
 from typing import Any
 
-from cni import chain, skel, version
+from cni import chain, invoke, skel, version
 from cni.config import Conflist
 from cni.errors import CniError, Code, MultiError
 from cni.invoke import Builtins
@@ -41,7 +41,7 @@ def add_all(
                 network,
                 delegate_args(args, attachment),
                 capability_args=attachment.capability_args,
-                builtins=builtins,
+                builtins=builtins_for(attachment, builtins, args.path),
                 timeout=min(delegate_timeout, remaining),
             )
             attachment.state = "added"
@@ -99,7 +99,7 @@ def check_all(entry: cache.CacheEntry, args: skel.CmdArgs, *, builtins: Builtins
                 delegate_args(args, attachment),
                 prev_result=attachment.result,
                 capability_args=attachment.capability_args,
-                builtins=builtins,
+                builtins=builtins_for(attachment, builtins, args.path),
                 timeout=timeout,
             )
         except CniError as err:
@@ -143,6 +143,24 @@ def gc_delegates(
     return errors
 
 
+def builtins_for(
+    attachment: cache.CachedAttachment, builtins: Builtins | None, path: tuple[str, ...]
+) -> Builtins | None:
+    """The built-ins an attachment may use: all of them, except that a node's own cluster
+    network runs the binary the node installed under that type, when there is one."""
+    if builtins is None or not attachment.prefer_binaries:
+        return builtins
+
+    def lookup(plugin_type: str) -> skel.Plugin | None:
+        try:
+            invoke.find_plugin(plugin_type, path)
+        except CniError:
+            return builtins(plugin_type)
+        return None
+
+    return lookup
+
+
 def delegate_args(args: skel.CmdArgs, attachment: cache.CachedAttachment) -> skel.CmdArgs:
     """The delegate's invocation: its own ifname and CNI_ARGS, the runtime's netns."""
     return args.replace(ifname=attachment.ifname, args=attachment.cni_args)
@@ -156,7 +174,7 @@ def _delete_one(
         delegate_args(args, attachment),
         prev_result=attachment.result,
         capability_args=attachment.capability_args,
-        builtins=builtins,
+        builtins=builtins_for(attachment, builtins, args.path),
         timeout=timeout,
     )
 

@@ -35,6 +35,9 @@ class CachedAttachment(BaseModel):
     cni_args: str = Field("", alias="cniArgs")
     is_cluster_network: bool = Field(False, alias="isClusterNetwork")
     default_route: list[str] = Field([], alias="defaultRoute")  # NPWG default-route gateways
+    # The node's own cluster network (a file or `delegates`, not a NAD) runs the plugin
+    # binary the node installed, when there is one, rather than netplex's built-in.
+    prefer_binaries: bool = Field(False, alias="preferBinaries")
     state: State = "pending"
     result: dict[str, Any] | None = None
 
@@ -63,6 +66,27 @@ def path_for(cni_dir: str, container_id: str, ifname: str) -> str:
     skel.validate_ifname(ifname)
     separator = "@" if "-" in ifname else "-"
     return os.path.join(cni_dir, "cache", f"{container_id}{separator}{ifname}.json")
+
+
+def other_ifnames(cni_dir: str, container_id: str, ifname: str) -> list[str]:
+    """The ifnames of this sandbox's other netplex invocations (podman's `network
+    connect` calls the plugin again with eth1, eth2, ...), from the cache file names."""
+    skel.validate_container_id(container_id)
+    directory = os.path.join(cni_dir, "cache")
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        stem = name.removesuffix(".json")
+        for separator in ("-", "@"):
+            prefix = f"{container_id}{separator}"
+            if stem.startswith(prefix) and stem != f"{container_id}{separator}{ifname}":
+                other = stem[len(prefix):]
+                if other and path_for(cni_dir, container_id, other).endswith(f"/{name}"):
+                    found.append(other)
+    return sorted(found)
 
 
 def write(cni_dir: str, entry: CacheEntry) -> None:

@@ -6,25 +6,33 @@ imports it only when a kubeconfig is configured; keep everything else out of it.
 returns meta.source models and raises meta.source errors, never the client's types.
 
 Each call is one HTTP request bounded by the `timeout` given at construction; nothing is
-retried here. On the CNI path an unreachable server becomes `Unavailable` (error 11) and
-the runtime retries the whole ADD, which is cheaper and more honest than retrying inside a
-deadline. Responses are read as plain JSON (`_preload_content=False`): a pod is not turned
-into the client's model objects only to be turned into ours.
+retried here. The daemon's watch caches (meta/watchcache.py) use the versioned lists and
+the watches (`watch_pods`, `watch_attachments`: the client's own `kubernetes.watch`);
+whoever wants to count the API requests passes `on_request`, called with the verb (get,
+list, watch, patch) of each request before it is sent. On the CNI path an unreachable
+server becomes `Unavailable` (error 11) and the runtime retries the whole ADD, which is
+cheaper and more honest than retrying inside a deadline. Responses are read as plain
+JSON (`_preload_content=False`, and raw watch events): a pod is not turned into the
+client's model objects only to be turned into ours.
 
 Messages name the object and the server URL; kubeconfigs and tokens are never logged or
 put into errors."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
-from collections.abc import Callable
-from typing import Any
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 import urllib3
 import yaml
 from kubernetes import client, config
+from kubernetes import watch as kube_watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
@@ -38,6 +46,7 @@ from meta.source import (
     Unavailable,
     encode_network_status,
 )
+from meta.watchcache import Expired, WatchEvent
 
 NAD_GROUP = "k8s.cni.cncf.io"
 NAD_VERSION = "v1"
@@ -48,15 +57,23 @@ NAD_PLURAL = "network-attachment-definitions"
 MERGE_PATCH = "application/merge-patch+json"
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = "netplex"
+WATCH_READ_SLACK = 30.0  # seconds past the server-side watch timeout before a read gives up
+SERVICE_HOST_ENV = "KUBERNETES_SERVICE_HOST"  # set in every pod: in-cluster config is possible
+
+T = TypeVar("T")
+RequestHook = Callable[[str], None]
 
 
 class Kube:
     """A meta.source.Source on a Kubernetes API server."""
 
-    def __init__(self, api: client.ApiClient, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, api: client.ApiClient, *, timeout: float = DEFAULT_TIMEOUT, on_request: RequestHook | None = None
+    ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout}")
         self._api = api
+        self._on_request = on_request
         self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
         self._timeout = timeout
@@ -64,7 +81,9 @@ class Kube:
         api.user_agent = USER_AGENT
 
     @classmethod
-    def from_kubeconfig(cls, path: str, *, timeout: float = DEFAULT_TIMEOUT) -> Kube:
+    def from_kubeconfig(
+        cls, path: str, *, timeout: float = DEFAULT_TIMEOUT, on_request: RequestHook | None = None
+    ) -> Kube:
         """A client for the current context of the kubeconfig at `path`. A missing file is
         `Unavailable` (the installer may not have written it yet); a bad one, `SourceError`."""
         what = f'kubeconfig "{path}"'
@@ -83,17 +102,17 @@ class Kube:
             raise SourceError(what, f"cannot load: invalid YAML at line {line}") from exc
         except (yaml.YAMLError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise SourceError(what, f"cannot load: {type(exc).__name__}") from exc
-        return cls(client.ApiClient(configuration), timeout=timeout)
+        return cls(client.ApiClient(configuration), timeout=timeout, on_request=on_request)
 
     @classmethod
-    def in_cluster(cls, *, timeout: float = DEFAULT_TIMEOUT) -> Kube:
+    def in_cluster(cls, *, timeout: float = DEFAULT_TIMEOUT, on_request: RequestHook | None = None) -> Kube:
         """A client from the pod's service account (the daemon's way in)."""
         configuration = _configuration()
         try:
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except (ConfigException, OSError) as exc:
             raise SourceError("in-cluster config", f"cannot load: {_first_line(exc)}") from exc
-        return cls(client.ApiClient(configuration), timeout=timeout)
+        return cls(client.ApiClient(configuration), timeout=timeout, on_request=on_request)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -110,14 +129,15 @@ class Kube:
         differs, the pod was deleted and recreated under the same name; the caller fails the
         ADD (as Multus does) so kubelet retries with the new pod."""
         what = f'pod "{namespace}/{name}"'
-        doc = self._call(what, self._core.read_namespaced_pod, name, namespace)
+        doc = self._call(what, "get", self._core.read_namespaced_pod, name, namespace)
         return _pod(doc, what)
 
     def get_attachment(self, namespace: str, name: str) -> NetworkAttachment:
         """One NetworkAttachmentDefinition; `config` is its spec.config, "" when absent."""
         what = f'NetworkAttachmentDefinition "{namespace}/{name}"'
         doc = self._call(
-            what, self._custom.get_namespaced_custom_object, NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, name
+            what, "get", self._custom.get_namespaced_custom_object, NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL,
+            name,
         )
         return _attachment(doc, what)
 
@@ -134,6 +154,7 @@ class Kube:
             metadata["uid"] = pod.uid
         self._call(
             what,
+            "patch",
             self._core.patch_namespaced_pod_status,
             pod.name,
             pod.namespace,
@@ -144,31 +165,67 @@ class Kube:
 
     def list_pods(self, node_name: str) -> list[Pod]:
         """Every pod scheduled to `node_name`, in all namespaces (one unpaged list)."""
+        return self.list_pods_versioned(node_name)[0]
+
+    def list_pods_versioned(self, node_name: str) -> tuple[list[Pod], str]:
+        """`list_pods` and the list's resourceVersion, to watch from."""
         what = f'pods on node "{node_name}"'
-        doc = self._call(what, self._core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node_name}")
-        return [_pod(item, what) for item in _items(doc, what)]
+        doc = self._call(
+            what, "list", self._core.list_pod_for_all_namespaces, field_selector=_node_selector(node_name)
+        )
+        return [_pod(item, what) for item in _items(doc, what)], _list_version(doc)
 
     def list_attachments(self, namespace: str | None = None) -> list[NetworkAttachment]:
         """Every NetworkAttachmentDefinition in `namespace`, or in all namespaces."""
         if namespace is None:
-            what = "NetworkAttachmentDefinitions"
-            doc = self._call(what, self._custom.list_cluster_custom_object, NAD_GROUP, NAD_VERSION, NAD_PLURAL)
-        else:
-            what = f'NetworkAttachmentDefinitions in "{namespace}"'
-            doc = self._call(
-                what, self._custom.list_namespaced_custom_object, NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL
-            )
+            return self.list_attachments_versioned()[0]
+        what = f'NetworkAttachmentDefinitions in "{namespace}"'
+        doc = self._call(
+            what, "list", self._custom.list_namespaced_custom_object, NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL
+        )
         return [_attachment(item, what) for item in _items(doc, what)]
+
+    def list_attachments_versioned(self) -> tuple[list[NetworkAttachment], str]:
+        """Every NetworkAttachmentDefinition in the cluster and the list's resourceVersion."""
+        what = "NetworkAttachmentDefinitions"
+        doc = self._call(what, "list", self._custom.list_cluster_custom_object, NAD_GROUP, NAD_VERSION, NAD_PLURAL)
+        return [_attachment(item, what) for item in _items(doc, what)], _list_version(doc)
+
+    def watch_pods(self, node_name: str, *, resource_version: str, timeout: int) -> Watch[Pod]:
+        """The changes to the pods of `node_name` after `resource_version`, for up to
+        `timeout` seconds (the server ends the watch then)."""
+        return Watch(
+            self, f'pods on node "{node_name}"', _pod, self._core.list_pod_for_all_namespaces,
+            resource_version=resource_version, timeout=timeout, field_selector=_node_selector(node_name),
+        )
+
+    def watch_attachments(self, *, resource_version: str, timeout: int) -> Watch[NetworkAttachment]:
+        """The changes to every NetworkAttachmentDefinition after `resource_version`."""
+        return Watch(
+            self, "NetworkAttachmentDefinitions", _attachment, self._custom.list_cluster_custom_object,
+            NAD_GROUP, NAD_VERSION, NAD_PLURAL, resource_version=resource_version, timeout=timeout,
+        )
+
+    def count_request(self, verb: str) -> None:
+        """Tell `on_request` about one request (the watches call it for theirs)."""
+        if self._on_request is not None:
+            self._on_request(verb)
+
+    @property
+    def server(self) -> str:
+        return self._server
 
     def _call(
         self,
         what: str,
+        verb: str,
         method: Callable[..., Any],
         *args: Any,
         translate: Callable[[ApiException, str], SourceError] | None = None,
         **kwargs: Any,
     ) -> Any:
         """One request; the decoded JSON body, or our error for whatever went wrong."""
+        self.count_request(verb)
         try:
             response = method(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
             try:
@@ -183,6 +240,138 @@ class Kube:
             return json.loads(body)
         except ValueError as exc:
             raise SourceError(what, "the API server's answer is not JSON") from exc
+
+
+class Watch(Generic[T]):
+    """One watch request (the client's list call with `watch=True`, read line by line as
+    `kubernetes.watch` does): iterate it for `WatchEvent`s until the server ends it (its
+    timeout), `stop()` is called from another thread, or it fails: `Expired` when the
+    resourceVersion is too old (HTTP 410: list again), `Unavailable` when the server cannot
+    be reached or the stream breaks, `SourceError` otherwise. Objects are converted from
+    the raw JSON (no client models); BOOKMARK events carry only a version.
+
+    `stop()` shuts the connection's socket down, which wakes a reader blocked on it. (The
+    client's own `Watch.stop()` cannot reach the socket once the server said
+    `Connection: close`, and a stop that comes before its first event is lost.)"""
+
+    def __init__(
+        self,
+        kube: Kube,
+        what: str,
+        convert: Callable[[Any, str], T],
+        method: Callable[..., Any],
+        *args: Any,
+        resource_version: str,
+        timeout: int,
+        **kwargs: Any,
+    ) -> None:
+        self._kube = kube
+        self._what = what
+        self._convert = convert
+        self._method = method
+        self._args = args
+        self._kwargs = kwargs
+        self._resource_version = resource_version
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._response: Any = None
+
+    def stop(self) -> None:
+        """End the watch from any thread."""
+        with self._lock:
+            self._stopped = True
+            response = self._response
+        if response is not None:
+            _shut_down(response)
+
+    def __iter__(self) -> Iterator[WatchEvent[T]]:
+        with self._lock:
+            if self._stopped:
+                return
+        self._kube.count_request("watch")
+        try:
+            response = self._method(
+                *self._args, watch=True, resource_version=self._resource_version, timeout_seconds=self._timeout,
+                allow_watch_bookmarks=True, _preload_content=False,
+                _request_timeout=self._timeout + WATCH_READ_SLACK, **self._kwargs,
+            )
+        except ApiException as exc:
+            raise _translate(exc, self._what) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise Unavailable(self._what, f"cannot reach the API server {self._kube.server}: {_describe(exc)}") from exc
+        try:
+            with self._lock:
+                self._response = response
+                if self._stopped:
+                    return
+            yield from self._events(response)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if self._stopped:  # our own stop() cut the connection
+                return
+            raise Unavailable(self._what, f"the watch broke: {_describe(exc)}") from exc
+        finally:
+            with self._lock:
+                self._response = None
+            response.close()
+            response.release_conn()
+
+    def _events(self, response: Any) -> Iterator[WatchEvent[T]]:
+        for line in kube_watch.watch.iter_resp_lines(response):  # type: ignore[no-untyped-call]
+            if self._stopped:
+                return
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+                kind = str(event["type"])
+                raw = event["object"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise SourceError(self._what, "the API server sent a watch event that is not JSON") from exc
+            if kind == "ERROR":
+                code = raw.get("code") if isinstance(raw, dict) else None
+                if code == 410:
+                    raise Expired(self._what, f"resourceVersion {self._resource_version} is too old")
+                reason = raw.get("message", "") if isinstance(raw, dict) else ""
+                raise _translate(ApiException(status=code if isinstance(code, int) else 0, reason=reason), self._what)
+            yield self._event(kind, raw)
+
+    def _event(self, kind: str, raw: Any) -> WatchEvent[T]:
+        metadata = raw.get("metadata") if isinstance(raw, dict) else None
+        version = str(metadata.get("resourceVersion", "")) if isinstance(metadata, dict) else ""
+        if kind == "BOOKMARK":
+            return WatchEvent(kind, None, version)
+        if kind not in ("ADDED", "MODIFIED", "DELETED"):
+            raise SourceError(self._what, f"unexpected watch event type {kind[:40]!r}")
+        return WatchEvent(kind, self._convert(raw, self._what), version)
+
+
+def _shut_down(response: Any) -> None:
+    """Shut down the socket under a urllib3 response, waking a thread blocked reading it.
+    The socket is the connection's (keep-alive), or, once http.client handed it to the
+    response (`Connection: close`), the response's file's."""
+    connection = getattr(response, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        raw_file = getattr(getattr(getattr(response, "_fp", None), "fp", None), "raw", None)
+        sock = getattr(raw_file, "_sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def in_cluster_available() -> bool:
+    """True inside a pod, where the service account's in-cluster config can work."""
+    return bool(os.environ.get(SERVICE_HOST_ENV))
+
+
+def _node_selector(node_name: str) -> str:
+    return f"spec.nodeName={node_name}"
+
+
+def _list_version(doc: Any) -> str:
+    metadata = doc.get("metadata") if isinstance(doc, dict) else None
+    return str(metadata.get("resourceVersion", "")) if isinstance(metadata, dict) else ""
 
 
 def _configuration() -> client.Configuration:

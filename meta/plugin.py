@@ -103,6 +103,11 @@ def add(conf: config.MetaConf, args: skel.CmdArgs, *, source_factory: Callable[[
     source = _LazySource(source_factory)
     pod = _pod(conf, identity, source)
     plan = _resolve(conf, pod, source, args)
+    if cache.other_ifnames(conf.cni_dir, args.container_id, args.ifname):
+        # A second netplex network on one sandbox (podman's `network connect`): the pod's
+        # selection and defaultNetworks were attached by the first; this one is its own.
+        plan = [attachment for attachment in plan if attachment.is_cluster_network]
+    _refuse_taken_ifnames(plan, args.netns)
     entry = cache.CacheEntry(
         container_id=args.container_id, ifname=args.ifname, netns=args.netns,
         pod_namespace=pod.namespace, pod_name=pod.name, pod_uid=pod.uid, cni_version=conf.version,
@@ -259,6 +264,7 @@ def _cached(attachment: Attachment, identity: PodIdentity, args: skel.CmdArgs) -
         # The cluster network gets the runtime's own CNI_ARGS (podman's IP=/MAC= are for it).
         cni_args=args.args if attachment.is_cluster_network else identity.delegate_cni_args(),
         is_cluster_network=attachment.is_cluster_network,
+        prefer_binaries=attachment.is_cluster_network and attachment.origin != "nad",
         default_route=[str(gateway) for gateway in gateways],
     )
 
@@ -267,6 +273,29 @@ def _record_results(entry: cache.CacheEntry, results: list[Result], *, cni_dir: 
     for attachment, result in zip(entry.attachments, results, strict=True):
         attachment.result = result.to_wire(Conflist.model_validate(attachment.conflist).version)
     cache.write(cni_dir, entry)
+
+
+def _refuse_taken_ifnames(plan: list[Attachment], netns: str) -> None:
+    """Fail before anything runs when an ifname netplex would create already exists in
+    the sandbox: a delegate would fail on it, and the rollback's DEL would then delete an
+    interface that is not netplex's to delete."""
+    from delegates.common import netlink_errors
+    from delegates.netlink import errors, links
+
+    try:
+        with netlink_errors("CNI_NETNS"):
+            taken = {link.name for link in links.list_links(netns)}
+    except CniError as err:
+        if isinstance(err.__cause__, errors.NetnsNotFound):
+            return  # nothing there to clobber; the delegates report the missing namespace
+        raise
+    for attachment in plan:
+        if attachment.ifname in taken:
+            raise CniError(
+                Code.INVALID_NETWORK_CONFIG,
+                f"interface {attachment.ifname!r} of network {attachment.network!r} already exists in "
+                f"CNI_NETNS {netns!r} (another network attached it; name the interface in the selection)",
+            )
 
 
 def _publish(source: Source, pod: Pod, network_status: list[dict[str, Any]]) -> None:

@@ -1,0 +1,179 @@
+"""The daemon's metrics: what it counts, and (opt-in, with `metricsAddress`) a Prometheus
+endpoint that exports them.
+
+`Metrics` is the interface the daemon calls and does nothing; `PrometheusMetrics` records
+into its own registry and serves it over HTTP. `prometheus_client` is imported only when
+metrics are switched on, so a daemon without `metricsAddress` never loads it.
+
+Exported series (all prefixed `netplex_`):
+  cni_requests_total{command,code}            CNI requests served, by result code (0: ok)
+  cni_request_duration_seconds{command,code}  their latency, queueing included
+  cni_queue_wait_seconds                      time a request waited for a worker
+  delegate_duration_seconds{type,command}     each delegate call (built-in or exec)
+  api_requests_total{verb}                    requests to the Kubernetes API server
+  inflight_requests                           CNI requests being served or waiting
+  cache_objects{cache}                        objects held by each watch cache
+
+Delegate timing needs a hook in `cni.invoke` that does not exist yet: until it does,
+`time_delegates()` wraps `cni.invoke.invoke` for the life of the daemon process (and puts
+it back on `close`)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    """What the daemon measures; this base records nothing (metrics switched off)."""
+
+    @contextlib.contextmanager
+    def inflight(self) -> Iterator[None]:
+        yield
+
+    def observe_request(self, command: str, code: int, seconds: float) -> None:
+        """One CNI request finished with result `code` (0: success)."""
+
+    def observe_queue_wait(self, seconds: float) -> None:
+        """A request waited this long for its sandbox lock and a worker."""
+
+    def observe_delegate(self, plugin_type: str, command: str, seconds: float) -> None:
+        """One delegate call took this long."""
+
+    def count_api_request(self, verb: str) -> None:
+        """One request to the Kubernetes API server (get, list, watch, patch)."""
+
+    def watch_cache_size(self, cache: str, size: Callable[[], int]) -> None:
+        """Report `size()` as the object count of watch cache `cache`."""
+
+    def time_delegates(self) -> None:
+        """Start timing every delegate call in this process."""
+
+    def close(self) -> None:
+        """Stop serving and undo `time_delegates`."""
+
+
+class PrometheusMetrics(Metrics):
+    """Metrics in a registry of their own, served at `address` ("host:port", ":port")."""
+
+    def __init__(self, address: str) -> None:
+        import prometheus_client as prom
+
+        host, port = parse_address(address)
+        self.registry = prom.CollectorRegistry(auto_describe=True)
+        self._requests = prom.Counter(
+            "netplex_cni_requests", "CNI requests served, by command and result code",
+            ["command", "code"], registry=self.registry,
+        )
+        self._latency = prom.Histogram(
+            "netplex_cni_request_duration_seconds", "CNI request latency, queueing included",
+            ["command", "code"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self._queue = prom.Histogram(
+            "netplex_cni_queue_wait_seconds", "time a CNI request waited for its sandbox lock and a worker",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self._delegates = prom.Histogram(
+            "netplex_delegate_duration_seconds", "delegate call latency, by plugin type and command",
+            ["type", "command"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self._api = prom.Counter(
+            "netplex_api_requests", "requests to the Kubernetes API server, by verb",
+            ["verb"], registry=self.registry,
+        )
+        self._inflight = prom.Gauge(
+            "netplex_inflight_requests", "CNI requests being served or waiting for a worker",
+            registry=self.registry,
+        )
+        self._caches = prom.Gauge(
+            "netplex_cache_objects", "objects held by each watch cache", ["cache"], registry=self.registry,
+        )
+        self._undo: Callable[[], None] | None = None
+        self._server, self._thread = prom.start_http_server(port, addr=host, registry=self.registry)
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        return int(self._server.server_address[1])
+
+    @contextlib.contextmanager
+    def inflight(self) -> Iterator[None]:
+        with self._inflight.track_inprogress():
+            yield
+
+    def observe_request(self, command: str, code: int, seconds: float) -> None:
+        self._requests.labels(command, str(code)).inc()
+        self._latency.labels(command, str(code)).observe(seconds)
+
+    def observe_queue_wait(self, seconds: float) -> None:
+        self._queue.observe(seconds)
+
+    def observe_delegate(self, plugin_type: str, command: str, seconds: float) -> None:
+        self._delegates.labels(plugin_type, command).observe(seconds)
+
+    def count_api_request(self, verb: str) -> None:
+        self._api.labels(verb).inc()
+
+    def watch_cache_size(self, cache: str, size: Callable[[], int]) -> None:
+        self._caches.labels(cache).set_function(lambda: float(size()))
+
+    def time_delegates(self) -> None:
+        if self._undo is None:
+            self._undo = wrap_invoke(self.observe_delegate)
+
+    def close(self) -> None:
+        if self._undo is not None:
+            self._undo()
+            self._undo = None
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+def create(address: str) -> Metrics:
+    """Prometheus metrics served at `address`, or the silent `Metrics` when it is empty."""
+    return PrometheusMetrics(address) if address else Metrics()
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """ "host:port", "[v6]:port" or ":port" (all addresses) -> (host, port)."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"metricsAddress {address!r}: want host:port")
+    host = host.strip("[]") or "0.0.0.0"  # ":port" means every address, as Go's net.Listen
+    return host, int(port_text)
+
+
+_invoke_lock = threading.Lock()
+
+
+def wrap_invoke(observe: Callable[[str, str, float], None]) -> Callable[[], None]:
+    """Time every `cni.invoke.invoke` call (the one door to every delegate, built-in or
+    exec'd) by plugin type and command; returns the function that puts it back."""
+    from cni import invoke as cni_invoke
+
+    with _invoke_lock:
+        original = cni_invoke.invoke
+
+        @functools.wraps(original)
+        def timed(conf: Any, args: Any, **kwargs: Any) -> dict[str, Any] | None:
+            started = time.monotonic()
+            try:
+                return original(conf, args, **kwargs)
+            finally:
+                observe(str(conf.get("type", "")), str(args.command), time.monotonic() - started)
+
+        cni_invoke.invoke = timed
+
+    def undo() -> None:
+        with _invoke_lock:
+            if cni_invoke.invoke is timed:
+                cni_invoke.invoke = original
+
+    return undo
