@@ -1,11 +1,10 @@
 """The human CLI of `netplex` (when CNI_COMMAND is not set): demo, install, validate,
-status, version, and the command that arrives with later work (daemon)."""
+status, version and daemon."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from importlib import metadata
 from typing import Any
 
@@ -32,8 +31,9 @@ def main(argv: list[str]) -> int:
     if options.command == "install":
         return _install(options)
     if options.command == "daemon":
-        print(f"netplex {options.command}: not built yet", file=sys.stderr)
-        return 2
+        from meta import daemon as daemon_module
+
+        return daemon_module.main(["--config", options.config])
     parser().print_help()
     return 2
 
@@ -55,7 +55,8 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--pod", help="only this pod (namespace/name)")
     status.add_argument("--cni-dir", default="/var/lib/cni/netplex", help="netplex's cniDir")
     _add_install(commands)
-    commands.add_parser("daemon", help="run the node daemon that the thin shim talks to")
+    daemon = commands.add_parser("daemon", help="run the node daemon that the thin shim talks to")
+    daemon.add_argument("--config", required=True, metavar="FILE", help="the daemon's JSON config")
     return root
 
 
