@@ -2,6 +2,9 @@
 backend), each running netplex inside a throwaway node namespace (tools.runtimes).
 
 Each lane is module-scoped: started once for its test module, torn down whole after it.
+The containerd lane is parametrised over netplex's modes (`lanes.MODES`): every test of
+its module runs against a thin-mode lane, then against a daemon-mode one (test IDs end
+in `[thin]` / `[daemon]`).
 Without root, or without the runtime's packages, the lane's tests skip with the reason
 off CI and fail in CI (where scripts/setup.sh installs them): a skip would hide a
 regression there.
@@ -59,13 +62,13 @@ def runtime_residue() -> Iterator[cleanup.Residue]:
     assert not ours, f"network namespaces left behind: {ours}"
 
 
-@pytest.fixture(scope="module")
-def containerd_lane(runtime_residue: cleanup.Residue) -> Iterator[lanes.ContainerdLane]:
+@pytest.fixture(scope="module", params=lanes.MODES)
+def containerd_lane(request: pytest.FixtureRequest, runtime_residue: cleanup.Residue) -> Iterator[lanes.ContainerdLane]:
     missing = containerd.missing_binaries()
     if importlib.util.find_spec("cri_api") is None or importlib.util.find_spec("grpc") is None:
         missing.append("the container-runtime-interface-api Python package")
     _require("containerd", missing)
-    with lanes.containerd_lane() as lane:
+    with lanes.containerd_lane(request.param) as lane:
         yield lane
 
 

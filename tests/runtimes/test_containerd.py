@@ -6,6 +6,11 @@ wrapper) and what netplex made of it (the kernel, the recorder plugin, the local
 network-status file): the four K8S_POD_* args, the pod's annotations in runtimeConfig
 (so no pod read), Go-spelt capability keys, two DELs, and pod IPs taken from eth0 only.
 
+Every test runs in both of netplex's modes (the lane fixture is parametrised): thin, where
+containerd execs the whole plugin per call, and daemon, where `netplex daemon` runs in the
+node and the executable containerd calls is the shim. The assertions are the same; daemon
+mode adds that the daemon answered each call (its log).
+
 grpc and the CRI stubs are imported inside the tests, once the lane fixture has found
 them installed (it skips off CI and fails in CI when they are not).
 """
@@ -170,6 +175,17 @@ def test_network_status_is_written_for_every_attachment(
     assert status[0]["ips"] == [pod.status.ip]
 
 
+def test_netplex_calls_take_the_lanes_path(containerd_lane: lanes.ContainerdLane, pod: RunningPod) -> None:
+    add = _only(containerd_lane.calls(pod.sandbox_id), "ADD")
+    assert add.stdin is not None
+    served_by = containerd_lane.netplexd
+    if containerd_lane.mode == "thin":
+        assert served_by is None and "daemonSocket" not in add.stdin
+    else:
+        assert served_by is not None and add.stdin["daemonSocket"] == str(served_by.socket)
+        assert served_by.served(pod.sandbox_id) == ["ADD"]
+
+
 def test_stop_and_remove_del_twice_and_leave_nothing(containerd_lane: lanes.ContainerdLane) -> None:
     lane = containerd_lane
     links_before = lane.node_links()
@@ -195,12 +211,14 @@ def test_stop_and_remove_del_twice_and_leave_nothing(containerd_lane: lanes.Cont
     assert stop_del.returncode == 0 and remove_del.returncode == 0 and remove_del.stdout == ""
     # The second DEL finds nothing recorded: no delegate runs for it.
     assert [record.command for record in lane.records(sandbox_id)] == ["ADD", "DEL"]
+    if lane.netplexd is not None:
+        assert lane.netplexd.served(sandbox_id) == ["ADD", "DEL", "DEL"]
 
     assert lane.cache_files(sandbox_id) == []
     assert lane.reservations(sandbox_id) == []
     assert lane.node_links() == links_before | {b: "bridge" for b in lane.networks.bridges() if b not in links_before}
     assert sandbox_id not in lane.cri.list_sandboxes()
-    print(f"containerd pod cycle: run {ran - started:.2f}s, stop {stopped - ran:.2f}s, "
+    print(f"containerd pod cycle ({lane.mode}): run {ran - started:.2f}s, stop {stopped - ran:.2f}s, "
           f"remove {removed - stopped:.2f}s; netplex ADD {calls[0].duration:.2f}s, "
           f"DELs {stop_del.duration:.2f}s/{remove_del.duration:.2f}s")
 
@@ -230,7 +248,10 @@ def test_a_missing_network_fails_run_pod_sandbox_with_netplex_error_and_leaves_n
     assert answer is not None and answer["code"] == 7 and answer["cniVersion"] == networks.CNI_VERSION
     sandbox_id = failed[0].container_id
     # containerd cleans up after a failed ADD with a DEL, which must succeed.
-    assert all(call.returncode == 0 for call in lane.calls(sandbox_id) if call.command == "DEL")
+    dels = [call for call in lane.calls(sandbox_id) if call.command == "DEL"]
+    assert all(call.returncode == 0 for call in dels)
+    if lane.netplexd is not None:
+        assert lane.netplexd.served(sandbox_id) == ["ADD"] + ["DEL"] * len(dels)
     assert set(lane.cri.list_sandboxes()) == sandboxes_before
     assert lane.cache_files() == cache_before
     assert lane.reservations(sandbox_id) == []

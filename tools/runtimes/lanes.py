@@ -8,6 +8,12 @@ conflists at cniVersion 1.0.0, a cgroup parent of its own, and the busybox image
 Teardown removes pods/containers, stops the daemon, kills what is left in the lane's
 cgroups, unmounts what is mounted under the work directory, removes the cgroups, the
 node and the work directory.
+
+The containerd lane runs in either of netplex's modes (`MODES`): "thin", the runtime
+execs the whole plugin per call; "daemon", `netplex daemon` runs in the node beside
+containerd (`tools.runtimes.netplex_daemon`), the conflist names its socket
+(`daemonSocket`) and the executable the runtime calls is the stdlib-only shim. The
+recording wrapper sits in front of either.
 """
 
 from __future__ import annotations
@@ -21,9 +27,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from tools.runtimes import cleanup, containerd, image, networks, node, plugins, podman
+from tools.runtimes import cleanup, containerd, image, netplex_daemon, networks, node, plugins, podman
 from tools.runtimes.podman import IMAGE as PODMAN_IMAGE
 
 if TYPE_CHECKING:
@@ -32,6 +38,9 @@ if TYPE_CHECKING:
 CONTAINERD_IMAGE = "netplex.test/busybox:1"
 POD_ANNOTATIONS_CAPABILITY = "io.kubernetes.cri.pod-annotations"
 NETWORK_READY_TIMEOUT = 30.0
+
+Mode = Literal["thin", "daemon"]
+MODES: tuple[Mode, ...] = ("thin", "daemon")
 
 
 @dataclasses.dataclass
@@ -109,6 +118,8 @@ class Lane:
 class ContainerdLane(Lane):
     daemon: containerd.Containerd
     cri: Cri
+    mode: Mode = "thin"
+    netplexd: netplex_daemon.NetplexDaemon | None = None  # daemon mode only
     image: str = CONTAINERD_IMAGE
 
 
@@ -121,8 +132,10 @@ class PodmanLane(Lane):
 
 
 @contextlib.contextmanager
-def containerd_lane() -> Iterator[ContainerdLane]:
-    """A private containerd in its node, the CRI socket open, NetworkReady reached.
+def containerd_lane(mode: Mode = "thin") -> Iterator[ContainerdLane]:
+    """A private containerd in its node, the CRI socket open, NetworkReady reached; in
+    daemon mode, `netplex daemon` ready in the same node before containerd starts, and
+    stopped (SIGTERM, socket gone) after every pod was removed.
 
     Networks: kube-system/rt-cluster (the cluster network, chained with the recorder),
     default/blue, red, green. The conflist declares the pod-annotations capability and
@@ -130,11 +143,20 @@ def containerd_lane() -> Iterator[ContainerdLane]:
     for every attachment's IPs in the result (`resultIPs: all`)."""
     from tools.runtimes import cri
 
+    if mode not in MODES:
+        raise ValueError(f"mode: want one of {', '.join(MODES)}, not {mode!r}")
     with _lane("cd", octet=10, cluster=("rt-cluster",), selectable=("blue", "red", "green")) as (base, stack):
+        extra: dict[str, str] = {"resultIPs": "all"}
+        served_by: netplex_daemon.NetplexDaemon | None = None
+        if mode == "daemon":
+            served_by = netplex_daemon.NetplexDaemon(base.workdir / "netplexd", base.node)
+            stack.callback(served_by.stop)  # registered first: runs after the pods are gone
+            served_by.start()
+            extra["daemonSocket"] = str(served_by.socket)
         conflist = networks.meta_conflist(
             "netplex", base.networks, cluster_network="rt-cluster", cni_dir=base.cni_dir, bin_dir=base.bin_dir,
             capabilities={POD_ANNOTATIONS_CAPABILITY: True, "portMappings": True, "bandwidth": True, "dns": True},
-            extra={"resultIPs": "all"},
+            extra=extra,
         )
         networks.write_conflist(base.conf_dir, conflist)
         layout = containerd.Layout(base.workdir / "containerd")
@@ -154,7 +176,7 @@ def containerd_lane() -> Iterator[ContainerdLane]:
         _wait_for_network_ready(client)
         yield ContainerdLane(
             tag=base.tag, workdir=base.workdir, node=base.node, networks=base.networks,
-            cgroup_parent=base.cgroup_parent, daemon=daemon, cri=client,
+            cgroup_parent=base.cgroup_parent, daemon=daemon, cri=client, mode=mode, netplexd=served_by,
         )
 
 

@@ -107,9 +107,14 @@ def loopback_plugin() -> str | None:
     return next((path for path in LOOPBACK_CANDIDATES if os.access(path, os.X_OK)), None)
 
 
+def netplex_path() -> Path:
+    """The `netplex` executable of the interpreter running the tests (the project venv)."""
+    return Path(sys.executable).parent / "netplex"
+
+
 def write_bin_dir(bin_dir: Path, *, calls_dir: Path, netplex: Path | None = None) -> None:
     """The wrapper, the loopback link and the recorder in `bin_dir`; records go to `calls_dir`."""
-    netplex = netplex or Path(sys.executable).parent / "netplex"
+    netplex = netplex or netplex_path()
     bin_dir.mkdir(parents=True, exist_ok=True)
     calls_dir.mkdir(parents=True, exist_ok=True)
     wrapper = _WRAPPER.format(calls=shlex.quote(str(calls_dir)), netplex=shlex.quote(str(netplex)))
