@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cni import skel, store
 from cni.errors import CniError, Code
+from meta import cachepath
 
 CACHE_FORMAT = 1
 State = Literal["pending", "added"]
@@ -60,12 +61,7 @@ class CacheEntry(BaseModel):
         return f"{self.pod_namespace}/{self.pod_name}" if self.pod_name else self.container_id
 
 
-def path_for(cni_dir: str, container_id: str, ifname: str) -> str:
-    """Named from validated identifiers only: no traversal through IDs or ifnames."""
-    skel.validate_container_id(container_id)
-    skel.validate_ifname(ifname)
-    separator = "@" if "-" in ifname else "-"
-    return os.path.join(cni_dir, "cache", f"{container_id}{separator}{ifname}.json")
+path_for = cachepath.path_for
 
 
 def other_ifnames(cni_dir: str, container_id: str, ifname: str) -> list[str]:

@@ -23,12 +23,12 @@ from pydantic import AliasChoices, BeforeValidator, Field, StrictBool, StrictFlo
 from cni import config as cni_config
 from cni.config import Conflist, NetConf
 from cni.errors import CniError, Code
-from meta import model, netconfs
+from meta import cachepath, model, netconfs
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONF_DIR = "/etc/cni/multus/net.d"  # Multus's default, so a Multus confDir just works
-DEFAULT_CNI_DIR = "/var/lib/cni/netplex"
+DEFAULT_CNI_DIR = cachepath.DEFAULT_CNI_DIR
 DEFAULT_BIN_DIR = "/opt/cni/bin"
 DEFAULT_NAMESPACE = "kube-system"
 DEFAULT_LOCAL_NETWORKS = "/etc/netplex/networks"

@@ -39,6 +39,8 @@ def _cni() -> int:
             from meta import shim
 
             return shim.run(socket_path, raw, environ=os.environ)
+        if os.environ.get("CNI_COMMAND") == "DEL" and nothing_recorded(raw):
+            return 0
     from cni import skel
 
     return skel.run(_load_plugin, stdin=io.BytesIO(raw) if raw is not None else None)
@@ -55,6 +57,28 @@ def daemon_socket(raw: bytes) -> str:
         return ""
     value = doc.get("daemonSocket") if isinstance(doc, dict) else None
     return value if isinstance(value, str) else ""
+
+
+def nothing_recorded(raw: bytes) -> bool:
+    """True for a valid DEL of a sandbox netplex has no record of (containerd's second
+    DEL, on RemovePodSandbox, always is one): the meta-plugin's DEL would find no cache
+    file and succeed, so answer it here without importing pydantic or pyroute2. Anything
+    the skeleton would refuse goes the full way, to get its error."""
+    from cni import skel
+    from cni.errors import CniError
+    from meta import cachepath
+
+    try:
+        args = skel.parse_env(os.environ, raw)
+        conf = skel.load_json(raw)
+        skel.config_version(conf)
+        skel.validate_network_name(conf.get("name"))
+        cni_dir = conf.get("cniDir", cachepath.DEFAULT_CNI_DIR)
+        if not isinstance(cni_dir, str) or not cni_dir.startswith("/"):
+            return False
+        return not os.path.exists(cachepath.path_for(cni_dir, args.container_id, args.ifname))
+    except CniError:
+        return False
 
 
 def _load_plugin() -> skel.Plugin:
