@@ -32,6 +32,7 @@ _EXPORTS = {
     "DNS": "cni.result",
     "invoke": "cni.invoke",
     "atomic_write": "cni.store",
+    "Sync": "cni.store",
 }
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "Plugin",
     "Result",
     "Route",
+    "Sync",
     "atomic_write",
     "invoke",
     "load_conf",

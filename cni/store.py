@@ -1,11 +1,31 @@
 """Atomic files: write beside, fsync, rename; JSON documents kept one per key.
 
 Every state file netplex keeps (the attachment cache, IPAM reservations) goes through
-`atomic_write`, so a crash leaves the old or the new content, never a torn file."""
+`atomic_write`, so a crash leaves the old or the new content, never a torn file.
+
+How much to fsync is the caller's choice (`Sync`), because it is most of the cost of a
+write and what it buys depends on the file:
+
+- The rename alone (`Sync.NONE`) survives any crash of the process: the data is in the
+  kernel once `write` returns. Only a power loss or a kernel crash can lose it, and then
+  the file may even be empty.
+- `Sync.FILE` fsyncs the data before the rename: after a power loss the file has its old
+  or its new content (never empty or torn), but the rename itself may be undone.
+- `Sync.FULL` also fsyncs the directory, so the rename survives a power loss too. It is
+  `atomic_write`'s default (installed configs and binaries, which must be there on boot).
+
+CNI state needs no more than `Sync.FILE`: a power loss or kernel crash is a node reboot,
+every pod namespace is gone with it, and the runtime ADDs new sandboxes (new container
+IDs) after boot. An attachment-cache entry or an IPAM reservation that rolls back to its
+previous state belongs to a sandbox that no longer exists; the runtime's DEL or GC of that
+sandbox must cope with a missing entry anyway, and the reference plugins fsync nothing.
+What must never happen is a torn file that a later read or DEL cannot parse, which
+`Sync.FILE` rules out. So `write_json` (the attachment cache) defaults to `Sync.FILE`."""
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import fcntl
 import json
 import os
@@ -17,10 +37,19 @@ TMP_PREFIX = ".tmp-"
 TMP_SUFFIX = ".part"
 
 
-def atomic_write(path: str, data: bytes, *, mode: int = 0o600) -> None:
-    """Replace `path` with `data` in one step: a temp file beside it, fsync, rename, then
-    fsync of the directory so the rename survives a crash. On any failure the temp file
-    is removed and `path` keeps its old content."""
+class Sync(enum.Enum):
+    """What an atomic write fsyncs, and so what survives a power loss (module docstring)."""
+
+    NONE = "none"  # nothing: a process crash is safe, a power loss may leave an empty file
+    FILE = "file"  # the data: old or new content after a power loss, the rename may be undone
+    FULL = "full"  # the data and the directory: the rename survives a power loss too
+
+
+def atomic_write(path: str, data: bytes, *, mode: int = 0o600, sync: Sync = Sync.FULL) -> None:
+    """Replace `path` with `data` in one step: a temp file beside it, fsync (unless
+    `Sync.NONE`), rename, then with `Sync.FULL` an fsync of the directory so the rename
+    survives a power loss. On any failure the temp file is removed and `path` keeps its
+    old content."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=TMP_PREFIX, suffix=TMP_SUFFIX)
@@ -28,14 +57,16 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o600) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync is not Sync.NONE:
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_directory(directory)
+    if sync is Sync.FULL:
+        _fsync_directory(directory)
 
 
 def _fsync_directory(directory: str) -> None:
@@ -50,9 +81,10 @@ def _fsync_directory(directory: str) -> None:
         os.close(dir_fd)
 
 
-def write_json(path: str, doc: Any) -> None:
-    """`doc` as JSON at `path`, atomically."""
-    atomic_write(path, json.dumps(doc, indent=1, sort_keys=True).encode())
+def write_json(path: str, doc: Any, *, sync: Sync = Sync.FILE) -> None:
+    """`doc` as JSON at `path`, atomically; CNI state, so `Sync.FILE` unless told
+    (module docstring)."""
+    atomic_write(path, json.dumps(doc, indent=1, sort_keys=True).encode(), sync=sync)
 
 
 def read_json(path: str) -> Any | None:

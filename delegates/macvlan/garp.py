@@ -9,6 +9,13 @@ are both the address, to the broadcast MAC, as `arping -U` does.
 
 Best effort, as in the reference: a failure is logged and ignored. IPv6 neighbours are
 not told (no unsolicited neighbour advertisement). Standard library only, no netlink.
+
+Sending must not wait on the kernel. A packet socket opened for a protocol (or bound to
+one) hooks into the receive path, and unhooking, on bind and again on close, waits for an
+RCU grace period: about 25 ms of an ADD spent on nothing. So the socket is opened for no
+protocol (it receives nothing), each frame goes out with `sendto` naming the interface
+(the frame is handed to the device before `sendto` returns), and the close, which still
+waits for one grace period, happens in a background thread.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import ipaddress
 import logging
 import socket
 import struct
+import threading
 
 from delegates.netlink import netns
 
@@ -44,12 +52,23 @@ def announce(netns_path: str, ifname: str, mac: str, addresses: list[ipaddress.I
         return
 
     def send() -> None:
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as sock:
-            sock.bind((ifname, ETH_P_ARP))
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: no receive hook
+        try:
             for address in addresses:
-                sock.send(frame(mac, address))
+                sock.sendto(frame(mac, address), (ifname, ETH_P_ARP))
+        finally:
+            _close_later(sock)
 
     try:
         netns.call(netns_path, send)
     except (OSError, ValueError, LookupError) as exc:
         log.warning("gratuitous ARP on %s failed: %s", ifname, exc)
+
+
+def _close_later(sock: socket.socket) -> None:
+    """Close `sock` in a background thread: closing a packet socket waits for an RCU
+    grace period, and nothing depends on when it ends (it receives nothing)."""
+    try:
+        threading.Thread(target=sock.close, name="netplex-garp-close", daemon=True).start()
+    except RuntimeError:  # no more threads (or the interpreter is exiting): close here
+        sock.close()
