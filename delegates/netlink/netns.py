@@ -1,20 +1,10 @@
 """Network namespaces: create, remove and enter them; the only place that calls setns().
 
-Entering is per thread. `call(path, fn)` runs `fn` in a worker thread that did
-`setns(fd, CLONE_NEWNET)`, so the caller's thread never changes namespace. `run(path, fn)`
-does the same and hands `fn` the worker's `IPRoute`, opened inside that thread: pyroute2
-0.9 binds a sync `IPRoute`'s socket to the thread that uses it, so the socket never
-leaves the worker.
-
-Workers are reused: entering a namespace and opening an `IPRoute` cost more than most
-netlink requests, and one pod ADD makes dozens of calls into the same two namespaces.
-A worker belongs to one namespace, keyed by the identity of its nsfs file (device and
-inode), not by path, so a namespace removed and made again at the same path gets new
-workers; `path=None` is keyed by the CALLING thread's namespace. A worker serves one job
-at a time (concurrent callers get workers of their own, a job that calls back in gets
-another worker, never a deadlock) and ends after `IDLE_SECONDS` idle, after a failed job
-(its socket may be mid-conversation), or if a job moved it to another namespace. While it
-lives it keeps its namespace alive: `remove` and `close_idle` end idle workers at once.
+Entering is per thread. `call(path, fn)` starts a short-lived worker thread that does
+`setns(fd, CLONE_NEWNET)`, runs `fn` and ends, so the caller's thread never changes
+namespace and nothing is left in a pool half-entered. `run(path, fn)` does the same and
+hands `fn` an `IPRoute` opened inside that thread: pyroute2 0.9 binds a sync `IPRoute`'s
+socket to the thread that uses it, so the socket must never leave the worker.
 
 No helper process is forked per operation (unlike `IPRoute(netns=...)`). Nothing here
 knows about CNI.
@@ -28,7 +18,6 @@ import ctypes.util
 import errno
 import fcntl
 import os
-import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,19 +27,7 @@ from pyroute2 import IPRoute
 
 from delegates.netlink.errors import NetnsNotFound
 
-__all__ = [
-    "IDLE_SECONDS",
-    "RUN_DIR",
-    "call",
-    "close_idle",
-    "create",
-    "exists",
-    "opened",
-    "path_for",
-    "remove",
-    "run",
-    "unique_name",
-]
+__all__ = ["RUN_DIR", "call", "create", "exists", "opened", "path_for", "remove", "run", "unique_name"]
 
 RUN_DIR = "/run/netns"  # where `ip netns add` puts named namespaces
 
@@ -60,11 +37,6 @@ _MS_BIND = 0x1000
 _MS_SHARED = 1 << 20
 _MNT_DETACH = 0x2
 _NS_GET_NSTYPE = 0xB703  # ioctl on an nsfs fd: which namespace type it is (Linux 4.11)
-_THREAD_NETNS = "/proc/thread-self/ns/net"  # this thread's namespace, not the process's
-
-IDLE_SECONDS = 1.0  # a worker with no job for this long ends, letting its namespace go
-MAX_JOBS = 512  # then a worker ends anyway, bounding whatever a long-lived socket collects
-MAX_IDLE_PER_NAMESPACE = 8  # idle workers kept per namespace; more end at once
 
 T = TypeVar("T")
 
@@ -148,242 +120,6 @@ def _in_thread(fn: Callable[[], T], setup: Callable[[], None] | None = None) -> 
     return value  # type: ignore[no-any-return]
 
 
-# --- the worker pool ---------------------------------------------------------------------
-
-_Key = tuple[int, int]  # (st_dev, st_ino) of the namespace's nsfs file: its identity
-
-
-class _Job:
-    """One `fn` for a worker; `ipr` says whether it wants the worker's `IPRoute`."""
-
-    __slots__ = ("done", "fn", "ipr", "ok", "value")
-
-    def __init__(self, fn: Callable[..., Any], *, ipr: bool) -> None:
-        self.fn = fn
-        self.ipr = ipr
-        self.done = threading.Event()
-        self.ok = False
-        self.value: Any = None
-
-
-class _Worker:
-    """A thread that entered one namespace and serves jobs from its queue, one at a time,
-    with one `IPRoute` opened (on first need) and closed in this thread. It ends after
-    IDLE_SECONDS without work, after a failed job, after MAX_JOBS jobs, or when a job left
-    it in another namespace; a job never sees a worker that another job is using."""
-
-    def __init__(self, key: _Key, fd: int, path: str | None) -> None:
-        self.key = key
-        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.retired = False
-        self._ipr: IPRoute | None = None
-        self._entered = threading.Event()
-        self._error: BaseException | None = None
-        self._fd = fd
-        self._path = path
-        self._thread = threading.Thread(target=self._main, name="netplex-netns", daemon=True)
-
-    def start(self) -> None:
-        """Start the thread and wait until it entered the namespace (or failed to)."""
-        self._thread.start()
-        self._entered.wait()
-        if self._error is not None:
-            raise self._error
-
-    def join(self, *, timeout: float) -> None:
-        self._thread.join(timeout)
-
-    def _main(self) -> None:
-        try:
-            if self._path is not None or self.key != _current_key():
-                _enter(self._fd, self._path)
-            if _current_key() != self.key:  # cannot happen; never serve the wrong namespace
-                raise OSError(errno.ESTALE, "setns: entered another namespace", self._path)
-        except BaseException as exc:  # handed to the caller, who re-raises it
-            self._error = exc
-            self.retired = True
-            self._entered.set()
-            return
-        self._entered.set()
-        try:
-            self._serve()
-        finally:
-            self.retired = True
-            if self._ipr is not None:
-                with contextlib.suppress(Exception):
-                    self._ipr.close()
-
-    def _serve(self) -> None:
-        served = 0
-        while True:
-            try:
-                job = self.jobs.get(timeout=IDLE_SECONDS)
-            except queue.Empty:
-                if _forget_idle(self):
-                    return
-                continue  # a caller just took this worker: its job is on the way
-            if job is None:
-                return
-            served += 1
-            try:
-                if job.ipr:
-                    if self._ipr is None:
-                        self._ipr = IPRoute()
-                    job.value = job.fn(self._ipr)
-                else:
-                    job.value = job.fn()
-                job.ok = True
-            except BaseException as exc:  # handed to the caller, who re-raises it
-                job.value = exc
-            # a failure may have left the socket mid-conversation, a job may have left the
-            # namespace: start afresh rather than serve the next job from an unknown state
-            try:
-                moved = _current_key() != self.key
-            except OSError:
-                moved = True
-            if not job.ok or moved or served >= MAX_JOBS:
-                self.retired = True
-            job.done.set()
-            if self.retired:
-                return
-
-
-_pool_lock = threading.Lock()
-_idle: dict[_Key, list[_Worker]] = {}
-
-
-def _current_key() -> _Key:
-    info = os.stat(_THREAD_NETNS)
-    return (info.st_dev, info.st_ino)
-
-
-def _enter(fd: int, path: str | None) -> None:
-    if _lib().setns(fd, _CLONE_NEWNET) != 0:
-        code = ctypes.get_errno()
-        if code == errno.EINVAL and path is not None:  # a plain file, e.g. a stale /run/netns entry
-            raise NetnsNotFound(path)
-        raise OSError(code, f"setns: {os.strerror(code).lower()}", path)
-
-
-def _take_idle(key: _Key) -> _Worker | None:
-    with _pool_lock:
-        workers = _idle.get(key)
-        while workers:
-            worker = workers.pop()
-            if not workers:
-                del _idle[key]
-            if not worker.retired:
-                return worker
-            workers = _idle.get(key)
-    return None
-
-
-def _give_back(worker: _Worker) -> None:
-    with _pool_lock:
-        if not worker.retired:
-            workers = _idle.setdefault(worker.key, [])
-            if len(workers) < MAX_IDLE_PER_NAMESPACE:
-                workers.append(worker)
-                return
-    worker.jobs.put(None)
-
-
-def _forget_idle(worker: _Worker) -> bool:
-    """Take an idle `worker` out of the pool; False if a caller has just taken it."""
-    with _pool_lock:
-        workers = _idle.get(worker.key)
-        if workers is None or worker not in workers:
-            return False
-        workers.remove(worker)
-        if not workers:
-            del _idle[worker.key]
-        worker.retired = True
-        return True
-
-
-def _worker_for(path: str | None) -> _Worker:
-    """An idle worker inside `path` (None: the caller's namespace), or a new one."""
-    if path is None:
-        key = _current_key()
-        found = _take_idle(key)
-        if found is not None:
-            return found
-        fd = os.open(_THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            worker = _Worker(key, fd, None)
-            worker.start()
-        finally:
-            os.close(fd)
-        return worker
-    try:
-        info = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise NetnsNotFound(path) from exc
-    # only a verified network namespace ever gets a worker, and a worker keeps its
-    # namespace alive, so its inode cannot be reused while the worker is in the pool
-    found = _take_idle((info.st_dev, info.st_ino))
-    if found is not None:
-        return found
-    with opened(path) as fd:
-        fd_info = os.fstat(fd)
-        worker = _Worker((fd_info.st_dev, fd_info.st_ino), fd, path)
-        worker.start()
-    return worker
-
-
-def _submit(path: str | None, fn: Callable[..., Any], *, ipr: bool) -> Any:
-    worker = _worker_for(path)
-    job = _Job(fn, ipr=ipr)
-    worker.jobs.put(job)
-    try:
-        job.done.wait()
-    except BaseException:  # interrupted: the worker ends once the job is done, unshared
-        worker.jobs.put(None)
-        raise
-    _give_back(worker)
-    if not job.ok:
-        raise job.value
-    return job.value
-
-
-def close_idle() -> int:
-    """End every idle worker now and return how many; busy ones end after their job.
-
-    Workers keep their namespace alive (and its links, e.g. a veth whose host end is on
-    a bridge) for up to IDLE_SECONDS after their last job; call this before checking that
-    a removed namespace's links are gone, or at shutdown.
-    """
-    with _pool_lock:
-        workers = [worker for group in _idle.values() for worker in group]
-        _idle.clear()
-        for worker in workers:
-            worker.retired = True
-    for worker in workers:
-        worker.jobs.put(None)
-    return len(workers)
-
-
-def _close_idle_in(key: _Key) -> None:
-    """End the idle workers inside one namespace and wait for them to leave it."""
-    with _pool_lock:
-        workers = _idle.pop(key, [])
-        for worker in workers:
-            worker.retired = True
-    for worker in workers:
-        worker.jobs.put(None)
-    for worker in workers:
-        worker.join(timeout=IDLE_SECONDS)
-
-
-def _after_fork_in_child() -> None:
-    global _pool_lock  # noqa: PLW0603 - the parent's lock may have been held at fork
-    _pool_lock = threading.Lock()
-    _idle.clear()  # the parent's threads do not exist in the child
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 def call(path: str | None, fn: Callable[[], T]) -> T:
     """Run `fn()` in a worker thread inside the namespace at `path` and return its result.
 
@@ -391,7 +127,18 @@ def call(path: str | None, fn: Callable[[], T]) -> T:
     point of view). Raises `NetnsNotFound` if `path` is missing or not a network namespace.
     Use it for per-namespace work that is not netlink, such as `/proc/sys/net` files.
     """
-    return _submit(path, fn, ipr=False)  # type: ignore[no-any-return]
+    if path is None:
+        return _in_thread(fn)
+    with opened(path) as fd:
+
+        def enter() -> None:
+            if _lib().setns(fd, _CLONE_NEWNET) != 0:
+                code = ctypes.get_errno()
+                if code == errno.EINVAL:  # a plain file, e.g. a stale unmounted /run/netns entry
+                    raise NetnsNotFound(path)
+                raise OSError(code, f"setns: {os.strerror(code).lower()}", path)
+
+        return _in_thread(fn, enter)
 
 
 def run(path: str | None, fn: Callable[[IPRoute], T]) -> T:
@@ -399,7 +146,15 @@ def run(path: str | None, fn: Callable[[IPRoute], T]) -> T:
 
     The `IPRoute` lives and dies in the worker; `fn` must not keep it.
     """
-    return _submit(path, fn, ipr=True)  # type: ignore[no-any-return]
+
+    def with_iproute() -> T:
+        ipr = IPRoute()
+        try:
+            return fn(ipr)
+        finally:
+            ipr.close()
+
+    return call(path, with_iproute)
 
 
 def create(name: str) -> str:
@@ -446,9 +201,6 @@ def _share_run_dir() -> None:
 def remove(name: str) -> None:
     """Unmount and delete the named namespace; a missing one is not an error."""
     path = path_for(name)
-    with contextlib.suppress(OSError):
-        info = os.stat(path)
-        _close_idle_in((info.st_dev, info.st_ino))
     if _lib().umount2(path.encode(), _MNT_DETACH) != 0:
         code = ctypes.get_errno()
         if code == errno.ENOENT:

@@ -15,7 +15,6 @@ import os
 import pickle
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -650,11 +649,6 @@ def test_sysctl_accepts_only_net_keys(container_ns: str, key: str) -> None:
         sysctl.set_value(container_ns, key, "x")
 
 
-def test_consecutive_runs_reuse_one_worker_and_its_socket(container_ns: str) -> None:
-    first = netns.run(container_ns, lambda ipr: (threading.get_ident(), id(ipr)))
-    second = netns.run(container_ns, lambda ipr: (threading.get_ident(), id(ipr)))
-    assert first == second
-
 
 def test_a_namespace_recreated_at_the_same_path_gets_a_fresh_worker() -> None:
     name = netns.unique_name("npc-")
@@ -674,33 +668,3 @@ def test_a_nested_call_back_into_the_callers_namespace_does_not_deadlock(contain
         return [m.get("IFLA_IFNAME") for m in ipr.link("dump")]
 
     assert netns.call(container_ns, lambda: netns.run(None, names)) == ["lo"]
-
-
-def test_a_worker_whose_job_failed_is_not_reused(container_ns: str) -> None:
-    def boom() -> None:
-        raise RuntimeError(str(threading.get_ident()))
-
-    with pytest.raises(RuntimeError) as failed:
-        netns.call(container_ns, boom)
-    assert netns.call(container_ns, threading.get_ident) != int(str(failed.value))
-
-
-def test_remove_ends_the_workers_so_the_namespace_and_its_links_go(host_ns: str) -> None:
-    name = netns.unique_name("npc-")
-    pod = netns.create(name)
-    links.create_veth(host_name="npw0", peer_name="eth0", peer_netns=pod, host_netns=host_ns)
-    netns.run(pod, lambda ipr: ipr.link("dump"))  # leaves an idle worker inside the pod namespace
-    netns.close_idle()  # only the pod's worker stays idle from here on
-    netns.run(pod, lambda ipr: ipr.link("dump"))
-    netns.remove(name)
-    assert netns.close_idle() == 0  # remove() ended the pod namespace's workers itself
-    deadline = time.monotonic() + 10  # the kernel tears a namespace down asynchronously
-    while links.get(host_ns, "npw0") is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert links.get(host_ns, "npw0") is None
-
-
-def test_close_idle_ends_idle_workers(container_ns: str) -> None:
-    netns.call(container_ns, lambda: None)
-    assert netns.close_idle() >= 1
-    assert netns.close_idle() == 0
