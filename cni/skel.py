@@ -343,17 +343,27 @@ def _configure_logging(raw: bytes) -> None:
         return
     _configured = True
     doc = _parse_quietly(raw)
-    doc = doc if isinstance(doc, dict) else {}
-    level_name = str(doc.get("logLevel") or "warning").upper()
+    configure_logging(doc if isinstance(doc, dict) else {})
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(
+    conf: Mapping[str, Any], *, default_level: str = "warning", log_format: str = LOG_FORMAT
+) -> None:
+    """Root handlers from a config's `logLevel`, `logToStderr` and `logFile` (Multus's
+    keys and levels: `panic` is critical, `verbose` is debug)."""
+    level_name = str(conf.get("logLevel") or default_level).upper()
     level = {"PANIC": "CRITICAL", "VERBOSE": "DEBUG"}.get(level_name, level_name)
     root = logging.getLogger()
     root.setLevel(getattr(logging, level, logging.WARNING))
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if doc.get("logToStderr", True) is not False:
+    fmt = logging.Formatter(log_format)
+    if conf.get("logToStderr", True) is not False:
         stderr = logging.StreamHandler(sys.stderr)
         stderr.setFormatter(fmt)
         root.addHandler(stderr)
-    log_file = doc.get("logFile")
+    log_file = conf.get("logFile")
     if isinstance(log_file, str) and log_file.startswith("/"):
         try:
             handler = logging.FileHandler(log_file)

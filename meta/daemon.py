@@ -315,24 +315,7 @@ def _pod_of(env: Mapping[str, str]) -> str:
 
 
 def _configure_logging(meta: Mapping[str, Any]) -> None:
-    level_name = str(meta.get("logLevel") or "info").upper()
-    level = {"PANIC": "CRITICAL", "VERBOSE": "DEBUG"}.get(level_name, level_name)
-    root = logging.getLogger()
-    root.setLevel(getattr(logging, level, logging.INFO))
-    fmt = logging.Formatter(LOG_FORMAT)
-    if meta.get("logToStderr", True) is not False:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
-    log_file = meta.get("logFile")
-    if isinstance(log_file, str) and log_file.startswith("/"):
-        try:
-            file_handler = logging.FileHandler(log_file)
-        except OSError as exc:
-            log.warning("cannot open logFile %r: %s", log_file, exc)
-        else:
-            file_handler.setFormatter(fmt)
-            root.addHandler(file_handler)
+    skel.configure_logging(meta, default_level="info", log_format=LOG_FORMAT)
 
 
 if __name__ == "__main__":  # `python -m meta.daemon --config FILE`, until the CLI wires `netplex daemon`
