@@ -179,6 +179,12 @@ def test_connecting_a_second_netplex_network_keeps_the_first_networks_interfaces
         lane.podman.run("rm", "--force", "--time", "0", name, check=False)
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="podman 4.3 sometimes loses its CNI cache entry on reload and then takes CNI_IFNAME from its "
+    "network status, a Go map of every sandbox interface in netplex's result: when it picks net1, the "
+    "cluster network is asked for net1 and netplex refuses the clash (seen in about 1 run in 4)",
+)
 def test_network_reload_dels_and_adds_in_the_same_netns(podman_lane: lanes.PodmanLane, running: str) -> None:
     lane = podman_lane
     container_id = _container_id(lane, running)
