@@ -101,7 +101,7 @@ class ThinRunner:
         """One CNI call. `conf` bytes go to stdin as they are (for garbage-input tests);
         `env` entries override the CNI_* variables built from the keywords, and an entry
         whose value is "" removes the variable."""
-        stdin = conf if isinstance(conf, bytes) else json.dumps(conf).encode()
+        stdin = self.stdin_for(command, conf)
         variables = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "CNI_COMMAND": command,
@@ -120,6 +120,10 @@ class ThinRunner:
         self.last_stdout = proc.stdout.decode(errors="replace")
         self.last_stderr = proc.stderr.decode(errors="replace")
         return Answer(proc.returncode, _parse(self.last_stdout))
+
+    def stdin_for(self, command: str, conf: dict[str, Any] | bytes) -> bytes:
+        """What `netplex` reads on stdin for this call (daemon mode adds its socket)."""
+        return conf if isinstance(conf, bytes) else json.dumps(conf).encode()
 
     def add(self, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str = "eth0",
             cni_args: str = "") -> Answer:

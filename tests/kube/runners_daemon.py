@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 
 from meta import shim
-from tests.kube.runners import CALL_TIMEOUT, NETPLEX, Answer, _parse
+from tests.kube.runners import ThinRunner
 
 NODE_NAME = "node-1"  # the API double's default node for pods
 START_TIMEOUT = 30.0
@@ -42,7 +42,7 @@ STOP_TIMEOUT = 30.0
 SYNC_TIMEOUT = 15.0
 
 
-class DaemonRunner:
+class DaemonRunner(ThinRunner):
     """Daemon mode: `netplex daemon` in the node namespace, the shim for every call."""
 
     name: ClassVar[str] = "daemon"
@@ -66,65 +66,18 @@ class DaemonRunner:
 
     # -- the Runner interface ----------------------------------------------------------
 
-    def call(
-        self,
-        command: str,
-        conf: dict[str, Any] | bytes,
-        *,
-        container_id: str = "",
-        netns: str = "",
-        ifname: str = "",
-        cni_args: str = "",
-        env: dict[str, str] | None = None,
-    ) -> Answer:
-        """One CNI call through the shim. `conf` bytes go to stdin as they are (they name
-        no daemonSocket, so `netplex` handles them as thin mode would: that is the
-        shim's contract); `env` overrides CNI_* variables, "" removes one."""
+    def stdin_for(self, command: str, conf: dict[str, Any] | bytes) -> bytes:
+        """The call's config with the daemon's socket, so `netplex` acts as the shim. Bytes
+        go as they are (they name no daemonSocket, so `netplex` handles them as thin mode
+        would: that is the shim's contract). The daemon starts on the first call."""
         if isinstance(conf, bytes):
-            stdin = conf
-        else:
-            if self.autostart:
-                kubeconfig = conf.get("kubeconfig", "")
-                self.start(kubeconfig if isinstance(kubeconfig, str) else "")
-                if command == "ADD" and self.sync_before_add:
-                    self.sync()
-            stdin = json.dumps({**conf, "daemonSocket": self.socket_path}).encode()
-        variables = {
-            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-            "CNI_COMMAND": command,
-            "CNI_CONTAINERID": container_id,
-            "CNI_NETNS": netns,
-            "CNI_IFNAME": ifname,
-            "CNI_ARGS": cni_args,
-            "CNI_PATH": str(Path(NETPLEX).parent),
-        }
-        variables.update(env or {})
-        variables = {key: value for key, value in variables.items() if value}
-        proc = subprocess.run(
-            ["ip", "netns", "exec", self.node_ns, NETPLEX],
-            input=stdin, env=variables, capture_output=True, timeout=CALL_TIMEOUT, check=False,
-        )
-        self.last_stdout = proc.stdout.decode(errors="replace")
-        self.last_stderr = proc.stderr.decode(errors="replace")
-        return Answer(proc.returncode, _parse(self.last_stdout))
-
-    def add(self, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str = "eth0",
-            cni_args: str = "") -> Answer:
-        return self.call("ADD", conf, container_id=container_id, netns=netns, ifname=ifname, cni_args=cni_args)
-
-    def delete(self, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str = "eth0",
-               cni_args: str = "") -> Answer:
-        return self.call("DEL", conf, container_id=container_id, netns=netns, ifname=ifname, cni_args=cni_args)
-
-    def check(self, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str = "eth0",
-              cni_args: str = "") -> Answer:
-        return self.call("CHECK", conf, container_id=container_id, netns=netns, ifname=ifname, cni_args=cni_args)
-
-    def gc(self, conf: dict[str, Any]) -> Answer:
-        return self.call("GC", conf)
-
-    def status(self, conf: dict[str, Any]) -> Answer:
-        return self.call("STATUS", conf)
+            return conf
+        if self.autostart:
+            kubeconfig = conf.get("kubeconfig", "")
+            self.start(kubeconfig if isinstance(kubeconfig, str) else "")
+            if command == "ADD" and self.sync_before_add:
+                self.sync()
+        return json.dumps({**conf, "daemonSocket": self.socket_path}).encode()
 
     def close(self) -> None:
         """Stop the daemon gracefully; fail if it did not exit with 0."""
