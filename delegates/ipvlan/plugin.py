@@ -25,7 +25,7 @@ from pydantic import BeforeValidator, Field, field_validator
 from cni.config import NetConf, load_conf
 from cni.errors import CniError, Code
 from cni.result import Interface, Result
-from cni.skel import CmdArgs, Plugin, run_plugin
+from cni.skel import CmdArgs, Plugin, run
 from delegates import ipam
 from delegates.macvlan import master as masters
 from delegates.macvlan import sublink
@@ -107,9 +107,7 @@ PLUGIN = Plugin(add=cmd_add, delete=cmd_del, check=cmd_check, status=cmd_status,
 
 
 def main() -> int:
-    return run_plugin(
-        add=cmd_add, delete=cmd_del, check=cmd_check, status=cmd_status, gc=cmd_gc, about="netplex ipvlan"
-    )
+    return run(PLUGIN)
 
 
 def master_name(conf: IpvlanConf, prev: Result | None) -> str:

@@ -24,6 +24,7 @@ from meta import k8s
 from meta.model import NETWORK_STATUS_ANNOTATION
 from tests.kube import runners
 from tests.kube.apidouble import ApiDouble
+from tests.kube.runners import runner_fixture  # noqa: F401 - the shared `runner` fixture
 from tests.netns import conftest as netns_fixtures
 from tests.netns.conftest import ip_json
 
@@ -95,18 +96,6 @@ def host_unchanged_for_netns(request: pytest.FixtureRequest) -> Iterator[None]:
         if rows != after[kind]
     ]
     assert not changes, "the test touched the host namespace:\n" + "\n".join(changes)
-
-
-@pytest.fixture(params=runners.RUNNERS, ids=lambda cls: cls.name)
-def runner(request: pytest.FixtureRequest, host_ns: str, tmp_path: Path) -> Iterator[runners.Runner]:
-    """netplex as a runtime calls it, in every mode, inside the throwaway node `host_ns`."""
-    workdir = tmp_path / f"runner-{request.param.name}"
-    workdir.mkdir()
-    made = request.param(node_ns=host_ns, workdir=workdir)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 @pytest.fixture

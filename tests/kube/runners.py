@@ -6,12 +6,12 @@ bridges and host veths land there and never in the real host namespace. Every ca
 returns an `Answer`: the exit code and the parsed JSON on stdout (None when stdout was
 empty), and keeps the raw stdout/stderr for assertion messages.
 
-`RUNNERS` lists the runner classes the `runner` fixture (tests/kube/conftest.py)
-parametrises over, so every scenario runs in every mode. `ThinRunner` is thin mode: the
-plugin does all the work itself. Daemon mode (tests/kube/runners_daemon.py, when it
-exists) appends its `DaemonRunner`; a runner class is built as
-`cls(node_ns=<namespace name>, workdir=<empty scratch dir>)`, is closed with `close()`,
-and offers the methods of `Runner`.
+`RUNNERS` lists the runner classes the `runner` fixture (defined here; test modules and
+conftests import it) parametrises over, so every scenario runs in every mode.
+`ThinRunner` is thin mode: the plugin does all the work itself. `DaemonRunner`
+(tests/kube/runners_daemon.py) subclasses it and only changes what `netplex` reads on
+stdin, so the call goes through the shim to `netplex daemon`. A runner class is built as
+`cls(node_ns=<namespace name>, workdir=<empty scratch dir>)` and closed with `close()`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple
+
+import pytest
 
 NETPLEX = str(Path(sys.executable).with_name("netplex"))
 CALL_TIMEOUT = 120.0
@@ -41,39 +44,6 @@ class Answer(NamedTuple):
     @property
     def msg(self) -> str:
         return str(self.doc.get("msg", "")) if isinstance(self.doc, dict) else ""
-
-
-class Runner(Protocol):
-    name: ClassVar[str]
-    last_stdout: str
-    last_stderr: str
-
-    def call(
-        self,
-        command: str,
-        conf: dict[str, Any] | bytes,
-        *,
-        container_id: str = "",
-        netns: str = "",
-        ifname: str = "",
-        cni_args: str = "",
-        env: dict[str, str] | None = None,
-    ) -> Answer: ...
-
-    def add(self, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str = "eth0",
-            cni_args: str = "") -> Answer: ...
-
-    def delete(self, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str = "eth0",
-               cni_args: str = "") -> Answer: ...
-
-    def check(self, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str = "eth0",
-              cni_args: str = "") -> Answer: ...
-
-    def gc(self, conf: dict[str, Any]) -> Answer: ...
-
-    def status(self, conf: dict[str, Any]) -> Answer: ...
-
-    def close(self) -> None: ...
 
 
 class ThinRunner:
@@ -158,12 +128,23 @@ def _parse(stdout: str) -> Any:
         return stdout
 
 
-RUNNERS: list[type[Runner]] = [ThinRunner]
+Runner = ThinRunner  # every mode is a ThinRunner that changes what `netplex` reads
 
-try:
-    from tests.kube.runners_daemon import DaemonRunner
-except ModuleNotFoundError as missing:  # daemon mode not built yet; a broken module still fails
-    if missing.name != "tests.kube.runners_daemon":
-        raise
-else:
-    RUNNERS.append(DaemonRunner)
+# Imported here, after ThinRunner exists: the daemon runner subclasses it.
+from tests.kube.runners_daemon import DaemonRunner  # noqa: E402
+
+RUNNERS: list[type[Runner]] = [ThinRunner, DaemonRunner]
+
+
+
+@pytest.fixture(name="runner", params=RUNNERS, ids=lambda cls: cls.name)
+def runner_fixture(request: pytest.FixtureRequest, host_ns: str, tmp_path: Path) -> Iterator[ThinRunner]:
+    """netplex as a runtime calls it, in every mode, inside the throwaway node `host_ns`
+    (import it into a conftest or test module to use it)."""
+    workdir = tmp_path / f"runner-{request.param.name}"
+    workdir.mkdir()
+    made = request.param(node_ns=host_ns, workdir=workdir)
+    try:
+        yield made
+    finally:
+        made.close()

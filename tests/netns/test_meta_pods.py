@@ -12,28 +12,18 @@ import ipaddress
 import json
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.kube import runners
+from tests.kube.runners import runner_fixture  # noqa: F401 - the shared `runner` fixture
 from tests.netns.conftest import Uplink, ip_json, ns_name
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 SUBNETS = {"cluster": "10.71.0.0/24", "blue": "10.72.0.0/24", "red": "10.73.0.0/24", "pink": "10.74.0.0/24"}
-
-
-@pytest.fixture(params=runners.RUNNERS, ids=lambda cls: cls.name)
-def runner(request: pytest.FixtureRequest, host_ns: str, tmp_path: Path) -> Iterator[runners.Runner]:
-    workdir = tmp_path / f"runner-{request.param.name}"
-    workdir.mkdir()
-    made = request.param(node_ns=host_ns, workdir=workdir)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 def nad(namespace: str, name: str, config: dict[str, Any]) -> dict[str, Any]:
