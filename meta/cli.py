@@ -76,7 +76,9 @@ def _add_install(commands: Any) -> None:
     option("--cni-conf-dir", help="the node's CNI conf dir (default /host/etc/cni/net.d)")
     option("--host-root", help="where the node's / is mounted (default /host; / installs in place)")
     option("--lib-dir", help="where releases of the runtime go (default /host/opt/netplex)")
-    option("--node-python", metavar="PATH", help="the node's CPython, a node path (default: the first python3.11)")
+    option("--node-python", metavar="PATH",
+           help="run on the node's own CPython (a node path, or 'auto': the first python3.11) instead of the "
+           "interpreter the release carries (default)")
     option("--readiness-indicator-file", metavar="F",
            help="a node path: wait for it before writing the config; the plugin waits for it too")
     option("--daemon-socket", metavar="PATH", help="a node path: the plugin forwards to `netplex daemon` there")

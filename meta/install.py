@@ -1,8 +1,9 @@
 """`netplex install`: put netplex on a node and keep its CNI config current, as Multus's
 thin entrypoint does with `--multus-conf-file=auto`.
 
-Once: check the node's Python, copy a release of the runtime under `--lib-dir`, write
-the launchers (`netplex`, `netplex-bridge`, ...) into the CNI bin dir. Then, on every
+Once: copy a release under `--lib-dir` that carries its own interpreter, standard
+library and shared libraries (meta/launcher/bundle.py; or, with `--node-python`, check
+the node's CPython and copy only netplex and its dependencies), write the launchers (`netplex`, `netplex-bridge`, ...) into the CNI bin dir. Then, on every
 change (a poll of file metadata, every `--interval` seconds, until SIGTERM):
 
 - find the primary CNI config: the alphabetically first `.conf`/`.conflist`/`.json` in
@@ -39,7 +40,7 @@ from cni import store
 from cni import version as cni_version
 from cni.errors import CniError
 from meta import config, netconfs
-from meta.launcher import node, runtime
+from meta.launcher import bundle, node, runtime
 from meta.launcher.node import HostRoot, InstallError
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class InstallOptions:
     cni_conf_dir: str = "/host/etc/cni/net.d"
     host_root: str = "/host"
     lib_dir: str = "/host/opt/netplex"
-    node_python: str = "auto"
+    node_python: str = ""  # "": the release's own interpreter; "auto" or a node path: the node's CPython
     readiness_indicator_file: str = ""
     daemon_socket: str = ""
     kubeconfig_out: str = "auto"  # "auto": <conf dir>/netplex.d/netplex.kubeconfig inside a pod; "none"
@@ -136,22 +137,26 @@ def run(
 def install_runtime(
     options: InstallOptions, *, sources: Sequence[runtime.Source] | None = None, compile_byte_code: bool = True
 ) -> runtime.Release:
-    """Check the node's Python, build the release, point the launchers at it, and drop
-    releases older than the one they pointed at before."""
+    """Build the release (with its own interpreter, unless `--node-python` names the
+    node's, which is checked first), point the launchers at it, and drop releases older
+    than the one they pointed at before."""
     for directory in (options.cni_bin_dir, options.cni_conf_dir):
         if not os.path.isdir(directory):
             raise InstallError(f"{directory!r} does not exist (is the host path mounted?)")
-    python = node.find_node_python(options.root, options.node_python)
+    python = node.find_node_python(options.root, options.node_python) if options.node_python else None
     previous = runtime.installed_release(options.cni_bin_dir, options.root)
     release = runtime.build_release(
         options.lib_dir,
         runtime.default_sources() if sources is None else sources,
         runtime.console_scripts(),
         compile_byte_code=compile_byte_code,
+        runtime=bundle.this_runtime() if python is None else None,
+        root=options.root,
     )
     written = runtime.write_launchers(options.cni_bin_dir, release, root=options.root, python=python)
     if written:
-        log.info("wrote launchers %s in %s (python %s)", ", ".join(written), options.cni_bin_dir, python)
+        log.info("wrote launchers %s in %s (python %s)", ", ".join(written), options.cni_bin_dir,
+                 python or "bundled")
     removed = runtime.remove_old_releases(options.lib_dir, keep={release.id, previous or release.id})
     if removed:
         log.info("removed old releases %s", ", ".join(removed))

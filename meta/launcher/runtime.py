@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 from cni import store
-from meta.launcher import node, templates
+from meta.launcher import bundle, node, templates
 from meta.launcher.node import HostRoot, InstallError
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class Release:
     id: str
     path: str  # as the installer sees it
     scripts: tuple[tuple[str, str, str], ...]  # (name, module, attr) of each console script
+    bundled: bool = False  # it carries its own interpreter (runtime/)
 
 
 # --- what a release holds ------------------------------------------------------------
@@ -80,10 +81,13 @@ def console_scripts() -> tuple[tuple[str, str, str], ...]:
     return tuple(sorted(found))
 
 
-def release_id(sources: Sequence[Source]) -> str:
+def release_id(sources: Sequence[Source], *, runtime: bundle.Runtime | None = None, node_path: str = "") -> str:
     """`<version>-<hash>`: the hash covers each dependency's name and version and the
-    bytes of netplex's own files, so a rebuilt checkout gets a new release."""
+    bytes of netplex's own files, so a rebuilt checkout gets a new release; with a bundled
+    runtime, also the interpreter and the node path it is patched for."""
     digest = hashlib.sha256()
+    if runtime is not None:
+        digest.update(f"runtime {runtime.identity()} at {node_path}\n".encode())
     for source in sorted(sources, key=lambda s: s.name):
         digest.update(f"{source.name}=={source.version}\n".encode())
         if source.name == DISTRIBUTION:
@@ -180,14 +184,19 @@ def build_release(
     scripts: Sequence[tuple[str, str, str]],
     *,
     compile_byte_code: bool = True,
+    runtime: bundle.Runtime | None = None,
+    root: HostRoot | None = None,
 ) -> Release:
     """`lib_dir/releases/<id>`, built now unless it is already there (a release directory
     exists only whole: it is renamed into place after everything is written).
-    `compile_byte_code` compiles what came without byte code (in a child process)."""
-    rid = release_id(sources)
+    `compile_byte_code` compiles what came without byte code (in a child process).
+    With `runtime`, the release carries that interpreter (meta.launcher.bundle), built
+    for the node path `root` gives the release."""
     releases = os.path.join(lib_dir, RELEASES)
+    node_releases = (root or HostRoot("/")).on_node(releases)
+    rid = release_id(sources, runtime=runtime, node_path=node_releases)
     target = os.path.join(releases, rid)
-    release = Release(id=rid, path=target, scripts=tuple(scripts))
+    release = Release(id=rid, path=target, scripts=tuple(scripts), bundled=runtime is not None)
     if os.path.isdir(target):
         log.info("release %s is already installed", rid)
         return release
@@ -195,6 +204,9 @@ def build_release(
     staging = os.path.join(releases, f"{STAGING_PREFIX}{rid}-{uuid.uuid4().hex[:8]}")
     try:
         _fill(staging, sources, scripts, compile_byte_code=compile_byte_code)
+        if runtime is not None:
+            _bundle(staging, runtime, node_path=f"{node_releases}/{rid}/{bundle.RUNTIME}",
+                    compile_byte_code=compile_byte_code)
         try:
             os.rename(staging, target)
         except OSError:
@@ -241,22 +253,53 @@ def _fill(
             os.chmod(os.path.join(directory, name), 0o644)
 
 
-def write_launchers(bin_dir: str, release: Release, *, root: HostRoot, python: str) -> list[str]:
+def write_launchers(bin_dir: str, release: Release, *, root: HostRoot, python: str | None) -> list[str]:
     """Write a launcher per console script into `bin_dir`; only those whose text changed
-    are replaced (atomically). Returns the names written."""
+    are replaced (atomically). Returns the names written. `python` None: the release's
+    own interpreter, started directly by the launcher's `#!` line."""
     written = []
     release_on_node = root.on_node(release.path)
-    for name, _module, _attr in release.scripts:
-        text = templates.launcher(
-            name=name, version=_own_version(), python=python, python_version=node.python_version(),
-            release=release_on_node,
-        )
+    for name, module, attr in release.scripts:
+        if python is None:
+            try:
+                text = templates.bundled_launcher(
+                    name=name, version=_own_version(), module=module, attr=attr, release=release_on_node,
+                    python=bundle.python_in(f"{release_on_node}/{bundle.RUNTIME}"),
+                )
+            except ValueError as exc:
+                raise InstallError(str(exc)) from exc
+        else:
+            text = templates.launcher(
+                name=name, version=_own_version(), python=python, python_version=node.python_version(),
+                release=release_on_node,
+            )
         path = os.path.join(bin_dir, name)
         if _read(path) == text:
             continue
         store.atomic_write(path, text.encode(), mode=0o755)
         written.append(name)
     return written
+
+
+def _bundle(staging: str, runtime: bundle.Runtime, *, node_path: str, compile_byte_code: bool) -> None:
+    """The release's own interpreter (meta.launcher.bundle) in `staging/runtime`."""
+    lib = os.path.join(staging, "lib")
+    elves = [
+        os.path.join(directory, name)
+        for directory, _dirnames, filenames in os.walk(lib)
+        for name in filenames
+        if name.endswith(".so") or ".so." in name
+    ]
+    target = os.path.join(staging, bundle.RUNTIME)
+    bundle.build(runtime, target, node_path=node_path, elves=sorted(elves))
+    if compile_byte_code:  # an image may ship its standard library without byte code
+        subprocess.run([sys.executable, "-I", "-m", "compileall", "-q", "-q", os.path.join(target, "lib")],
+                       capture_output=True, text=True, check=False)
+    for directory, _dirnames, filenames in os.walk(target):
+        os.chmod(directory, 0o755)
+        for name in filenames:
+            path = os.path.join(directory, name)
+            os.chmod(path, 0o755 if os.access(path, os.X_OK) else 0o644)
 
 
 def installed_release(bin_dir: str, root: HostRoot) -> str | None:

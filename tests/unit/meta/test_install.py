@@ -86,6 +86,7 @@ class Node:
             host_root=str(self.root),
             lib_dir=str(self.lib),
             service_account_dir=str(self.account),
+            node_python="auto",  # the node's CPython: the bundled runtime is built in tests/netns
             once=True,
             interval=0.01,
             timeout=5,
