@@ -28,15 +28,27 @@ log = logging.getLogger(__name__)
 
 Builtins = Callable[[str], skel.Plugin | None]
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024
+_exec_root = ""  # set_exec_root(): where exec'd plugins are chrooted ("" for nowhere)
 
 
-def find_plugin(plugin_type: str, path: tuple[str, ...] | list[str]) -> str:
-    """The executable for `plugin_type` in the first directory of `path` that has it."""
+def set_exec_root(path: str) -> None:
+    """From now on, run every exec'd plugin chrooted into `path` (Multus's `chrootDir`: a
+    daemon in a pod runs the node's plugins in the node's filesystem view); "" or "/"
+    ends it. `find_plugin` looks for binaries there too."""
+    global _exec_root
+    _exec_root = path.rstrip("/") if path not in ("", "/") else ""
+
+
+def find_plugin(plugin_type: str, path: tuple[str, ...] | list[str], *, root: str | None = None) -> str:
+    """The executable for `plugin_type` in the first directory of `path` that has it
+    (directories of the chroot `root`, default the exec root, when there is one)."""
     if not plugin_type or "/" in plugin_type or "\0" in plugin_type or plugin_type in {".", ".."}:
         raise CniError(Code.INVALID_NETWORK_CONFIG, f"type: invalid plugin type {plugin_type!r}")
+    root = _exec_root if root is None else root
     for directory in path:
         candidate = os.path.join(directory, plugin_type)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+        seen = os.path.join(root, candidate.lstrip("/")) if root else candidate
+        if os.path.isfile(seen) and os.access(seen, os.X_OK):
             return candidate
     raise CniError(
         Code.INVALID_NETWORK_CONFIG,
@@ -72,12 +84,17 @@ def exec_plugin(
     *,
     timeout: float | None = None,
     extra_env: Mapping[str, str] | None = None,
+    chroot: str | None = None,
 ) -> dict[str, Any] | None:
     """Exec `binary` with the CNI env and `args.stdin`; the whole process group is killed
-    when the deadline passes."""
+    when the deadline passes. With `chroot` (default: the exec root), `binary` is a path
+    inside it, and so is the netns the plugin is handed."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("CNI_")}
     env.update(extra_env or {})
     env.update(args.env())
+    root = _exec_root if chroot is None else chroot.rstrip("/")
+    if root and env.get("CNI_NETNS", "").startswith(root + "/"):
+        env["CNI_NETNS"] = env["CNI_NETNS"][len(root):]  # as the plugin sees it from inside
     name = os.path.basename(binary)
     started = time.monotonic()
     try:
@@ -88,6 +105,8 @@ def exec_plugin(
             stderr=subprocess.PIPE,
             env=env,
             start_new_session=True,
+            # chroot(2) and chdir(2) only, between fork and exec: nothing that takes a lock.
+            preexec_fn=(lambda: (os.chroot(root), os.chdir("/"))) if root else None,  # noqa: PLW1509
         )
     except OSError as exc:
         raise CniError(Code.IO_FAILURE, f"failed to exec plugin {name!r}: {exc.strerror}") from exc

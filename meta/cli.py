@@ -1,5 +1,5 @@
 """The human CLI of `netplex` (when CNI_COMMAND is not set): demo, install, validate,
-status, version and daemon."""
+status, version, daemon and probe."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from importlib import metadata
 from typing import Any
 
 from cni import version as cni_version
+from meta.node import probe
 
 
 def main(argv: list[str]) -> int:
@@ -34,6 +35,8 @@ def main(argv: list[str]) -> int:
         from meta import daemon as daemon_module
 
         return daemon_module.main(["--config", options.config])
+    if options.command == "probe":
+        return probe.run(options.check, socket_path=options.socket, timeout=options.timeout)
     parser().print_help()
     return 2
 
@@ -57,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
     _add_install(commands)
     daemon = commands.add_parser("daemon", help="run the node daemon that the thin shim talks to")
     daemon.add_argument("--config", required=True, metavar="FILE", help="the daemon's JSON config")
+    probe.add_parser(commands)
     return root
 
 

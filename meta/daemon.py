@@ -37,10 +37,11 @@ from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
 from typing import Any
 
-from cni import skel, store, version
+from cni import invoke, skel, store, version
 from cni.errors import CniError, Code
 from meta import config, daemon_config, daemon_lock, daemon_server, daemon_source, metrics, plugin, shim
 from meta.daemon_config import DaemonConfig, DaemonConfigError
+from meta.node import hostpath
 from meta.source import SourceError
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class Daemon:
         have printed it. Never raises."""
         started = self._clock()
         env = {str(key): str(value) for key, value in dict(request.get("env") or {}).items()}
+        env = hostpath.with_netns(env, self.conf.host_root)  # a node path, from a daemon in a pod
         stdin = json.dumps(shim.merge_config(dict(request.get("config") or {}), self.conf.meta)).encode()
         command = env.get("CNI_COMMAND", "")
         answer_version = _peek_version(stdin)
@@ -219,6 +221,7 @@ class Running:
         self.server.close()
         self.daemon.sources.stop()
         self.meters.close()
+        invoke.set_exec_root("")
         log.info("netplex daemon: stopped")
 
 
@@ -246,6 +249,7 @@ def start(conf: DaemonConfig, *, watch_timeout: int = 300) -> Running:
     for name, size in _cache_sizes(sources).items():
         meters.watch_cache_size(name, size)
     meters.time_delegates()
+    invoke.set_exec_root(conf.chroot_dir)  # exec'd delegates see the node's files (Multus's chrootDir)
     _warm_up()
     sources.start()
     server.start()

@@ -6,6 +6,12 @@ shim sends on stdin as Multus's daemon config does, plus the daemon's keys:
   nodeName        the node whose pods are watched (default: $NODE_NAME)
   concurrency     CNI requests served at once; more wait up to their deadline (default 8)
   metricsAddress  "host:port" for the Prometheus endpoint; empty: no metrics (default)
+  hostRoot        where the node's / is mounted in the daemon's container: a netns path
+                  the runtime gives that does not exist here is looked up there
+                  (meta/node/hostpath.py); empty: paths are used as given (default)
+  chrootDir       run the delegates that are exec'd (not built in) chrooted into this
+                  directory, the node's / as mounted here, as Multus's thick daemon does;
+                  empty: no chroot (default)
 
 Where the networks come from is decided once, at start (`source_mode`): the kubeconfig
 when the file names one, else the pod's service account when the daemon runs in a pod
@@ -30,6 +36,7 @@ MAX_CONCURRENCY = 1024
 NODE_NAME_ENV = "NODE_NAME"
 SERVICE_HOST_ENV = "KUBERNETES_SERVICE_HOST"
 MAX_CONFIG_BYTES = 1024 * 1024
+NODE_VIEW_KEYS = ("hostRoot", "chrootDir")  # the daemon's own; never sent on to the meta-plugin
 
 SourceMode = Literal["kubeconfig", "in-cluster", "local"]
 
@@ -45,6 +52,8 @@ class DaemonConfig:
     concurrency: int
     metrics_address: str
     meta: Mapping[str, Any]  # the meta-plugin keys, merged over every request's config
+    host_root: str = ""
+    chroot_dir: str = ""
 
     @property
     def kubeconfig(self) -> str:
@@ -99,16 +108,30 @@ def parse(doc: Mapping[str, Any], *, environ: Mapping[str, str], where: str = "c
             metrics.parse_address(metrics_address)
         except ValueError as exc:
             raise DaemonConfigError(f"{where}: {exc}") from exc
-    meta = {key: value for key, value in doc.items() if key not in shim.DAEMON_ONLY_KEYS}
+    node_view = {key: _directory(doc, key, where=where) for key in NODE_VIEW_KEYS}
+    meta = {key: value for key, value in doc.items() if key not in shim.DAEMON_ONLY_KEYS and key not in node_view}
     meta.pop("daemonSocket", None)
     config = DaemonConfig(
         socket_path=socket_path, node_name=node_name, concurrency=concurrency,
-        metrics_address=metrics_address, meta=meta,
+        metrics_address=metrics_address, meta=meta, host_root=node_view["hostRoot"],
+        chroot_dir=node_view["chrootDir"],
     )
     if config.source_mode(environ) != "local" and not node_name:
         raise DaemonConfigError(f"{where}: nodeName: required with Kubernetes (or set ${NODE_NAME_ENV})")
     _check_meta(meta, where=where)
     return config
+
+
+def _directory(doc: Mapping[str, Any], key: str, *, where: str) -> str:
+    """An optional absolute directory key (hostRoot, chrootDir): it must exist at start."""
+    value = doc.get(key, "")
+    if value == "":
+        return ""
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+        raise DaemonConfigError(f"{where}: {key}: want an absolute path")
+    if not os.path.isdir(value):
+        raise DaemonConfigError(f"{where}: {key}: {value!r} is not a directory (is the host's / mounted there?)")
+    return value
 
 
 def _check_meta(meta: Mapping[str, Any], *, where: str) -> None:

@@ -6,8 +6,11 @@ fail), custom resources against our CRD's schema, every NAD and pod annotation p
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from meta import cli, install, selection, validate
+from meta import cli, daemon_config, install, selection, validate
 from meta.model import NETWORKS_ANNOTATION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,8 +82,8 @@ def test_every_document_is_valid_against_the_kubernetes_schemas(path: Path) -> N
 
 def test_the_strict_check_catches_a_misspelt_field() -> None:
     daemonset = copy.deepcopy(named("DaemonSet"))
-    container = daemonset["spec"]["template"]["spec"]["containers"][0]
-    container["volumeMount"] = container.pop("volumeMounts")
+    first = daemonset["spec"]["template"]["spec"]["containers"][0]
+    first["volumeMount"] = first.pop("volumeMounts")
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(daemonset, KUBERNETES_VERSION, strict=True)
 
@@ -165,8 +168,8 @@ def test_kustomizations_name_files_that_exist() -> None:
     assert KUSTOMIZATIONS
     for path in KUSTOMIZATIONS:
         doc = yaml.safe_load(path.read_text())
-        assert doc["kind"] == "Kustomization"
-        for resource in doc["resources"]:
+        assert doc["kind"] in ("Kustomization", "Component")
+        for resource in doc.get("resources", []):
             assert (path.parent / resource).exists(), f"{path}: {resource}"
     manifests = yaml.safe_load((ROOT / "manifests" / "kustomization.yaml").read_text())
     listed = {resource for resource in manifests["resources"] if resource.endswith(".yaml")}
@@ -204,68 +207,176 @@ def test_the_binding_gives_the_role_to_the_daemonset_account() -> None:
     assert pod["serviceAccountName"] == account["metadata"]["name"]
 
 
-def daemonset_container() -> dict[str, Any]:
-    [container] = named("DaemonSet")["spec"]["template"]["spec"]["containers"]
-    assert isinstance(container, dict)
-    return container
+def pod_spec(daemonset: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = (daemonset or named("DaemonSet"))["spec"]["template"]["spec"]
+    return spec
 
 
-def install_options() -> install.InstallOptions:
-    container = daemonset_container()
-    argv = [*container["command"][1:], *container["args"]]
+def container(name: str, *, init: bool = False, daemonset: dict[str, Any] | None = None) -> dict[str, Any]:
+    [found] = [c for c in pod_spec(daemonset)["initContainers" if init else "containers"] if c["name"] == name]
+    assert isinstance(found, dict)
+    return found
+
+
+def install_options(installer: dict[str, Any] | None = None) -> install.InstallOptions:
+    installer = installer or container("install", init=True)
+    argv = [*installer["command"][1:], *installer["args"]]
     parsed = cli.parser().parse_args(argv)
     assert parsed.command == "install"
     fields = {field for field in install.InstallOptions.__dataclass_fields__}
     return install.InstallOptions(**{key: value for key, value in vars(parsed).items() if key in fields})
 
 
-def test_the_daemonset_runs_netplex_install_with_options_it_accepts() -> None:
-    container = daemonset_container()
-    assert container["command"][0] == "netplex"
-    options = install_options()
-    assert options.host_root == "/host"
-    assert options.once is False  # it keeps the config current
+def daemon_json(host_root: Path) -> dict[str, Any]:
+    """The ConfigMap's daemon config, with /host (not on this machine) at `host_root`."""
+    doc: dict[str, Any] = json.loads(named("ConfigMap")["data"]["daemon.json"])
+    return {key: str(host_root) if value == "/host" else value for key, value in doc.items()}
+
+
+def test_daemon_mode_is_the_default_install_then_daemon() -> None:
+    spec = pod_spec()
+    assert [c["name"] for c in spec["initContainers"]] == ["install"]
+    assert [c["name"] for c in spec["containers"]] == ["daemon", "install"]
+    first = install_options()
+    assert first.once is True  # the node has its release and conflist before the daemon starts
+    assert first.host_root == "/host"
+    assert first.node_python == ""  # the release's own interpreter: the node needs no Python
+    keeper = install_options(container("install"))
+    assert keeper.once is False  # keeps the conflist current
+    assert dataclasses.replace(keeper, once=True) == first
+    daemon = container("daemon")
+    parsed = cli.parser().parse_args([*daemon["command"][1:], *daemon["args"]])
+    assert parsed.command == "daemon"
+    config_mount = next(m for m in daemon["volumeMounts"] if Path(parsed.config).parent == Path(m["mountPath"]))
+    assert {v["name"]: v for v in spec["volumes"]}[config_mount["name"]]["configMap"]["name"] == "netplex-config"
+    assert Path(parsed.config).name in named("ConfigMap")["data"]
+
+
+def test_the_daemon_config_in_the_configmap_is_accepted_and_matches_the_mounts(tmp_path: Path) -> None:
+    conf = daemon_config.parse(daemon_json(tmp_path), environ={"NODE_NAME": "node-1"})
+    assert conf.socket_path == install_options().daemon_socket  # the shim on the node forwards there
+    assert (conf.host_root, conf.chroot_dir) == (str(tmp_path), str(tmp_path))
+    raw = json.loads(named("ConfigMap")["data"]["daemon.json"])
+    spec = pod_spec()
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    mounts = {mount["mountPath"]: mount for mount in container("daemon")["volumeMounts"]}
+    for key in ("hostRoot", "chrootDir"):  # the node's / with the namespaces made after start
+        mount = mounts[raw[key]]
+        assert volumes[mount["name"]]["hostPath"]["path"] == "/"
+        assert mount["mountPropagation"] == "HostToContainer"
+        assert not mount.get("readOnly")  # the node's plugins write their state through it
+    # Paths the daemon shares with the plugin on the node are mounted at the node's path.
+    for node_path in ("/var/lib/cni", "/run/netns", str(Path(raw["socketPath"]).parent)):
+        assert volumes[mounts[node_path]["name"]]["hostPath"]["path"] == node_path
+    assert mounts["/run/netns"]["mountPropagation"] == "HostToContainer"
+    assert container("daemon")["securityContext"]["privileged"] is True
+    assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in container("daemon")["env"]
 
 
 def test_the_daemonset_mounts_every_path_the_installer_uses() -> None:
-    spec = named("DaemonSet")["spec"]["template"]["spec"]
-    container = daemonset_container()
+    spec = pod_spec()
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
-    mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
-    for mount in mounts.values():
-        assert mount["name"] in volumes
-    options = install_options()
-    root = options.root
-    for path in (options.cni_bin_dir, options.cni_conf_dir, options.lib_dir):
-        mount = mounts[path]
-        host_path = volumes[mount["name"]]["hostPath"]["path"]
-        assert root.on_node(path) == host_path  # the node path is the hostPath
-        assert not mount.get("readOnly")
-    usr = mounts["/host/usr"]
-    assert usr["readOnly"] is True and volumes[usr["name"]]["hostPath"]["path"] == "/usr"
-    for node_path in ("/var/lib/cni", "/run/netns", "/run/netplex"):
-        assert volumes[mounts[root.inside(node_path)]["name"]]["hostPath"]["path"] == node_path
-    config_mount = mounts[str(Path(options.config_file).parent)]
-    assert volumes[config_mount["name"]]["configMap"]["name"] == named("ConfigMap")["metadata"]["name"]
+    for installer in (container("install", init=True), container("install")):
+        mounts = {mount["mountPath"]: mount for mount in installer["volumeMounts"]}
+        for mount in mounts.values():
+            assert mount["name"] in volumes
+        options = install_options(installer)
+        root = options.root
+        for path in (options.cni_bin_dir, options.cni_conf_dir, options.lib_dir):
+            mount = mounts[path]
+            host_path = volumes[mount["name"]]["hostPath"]["path"]
+            assert root.on_node(path) == host_path  # the node path is the hostPath
+            assert not mount.get("readOnly")
+        config_mount = mounts[str(Path(options.config_file).parent)]
+        assert volumes[config_mount["name"]]["configMap"]["name"] == named("ConfigMap")["metadata"]["name"]
+    # No container looks for a Python on the node any more.
+    assert not [v for v in volumes.values() if v.get("hostPath", {}).get("path") == "/usr"]
     assert spec["hostNetwork"] is True
 
 
 def test_the_daemonset_probes_and_resources() -> None:
-    container = daemonset_container()
-    readiness = container["readinessProbe"]["exec"]["command"]
-    assert readiness[:2] == ["netplex", "validate"]
-    assert readiness[2] == install_options().conflist_path
-    assert container["livenessProbe"]["exec"]["command"] == ["netplex", "version"]
-    resources = container["resources"]
-    assert set(resources) == {"requests", "limits"}
-    assert container["securityContext"]["privileged"] is True
-    assert container["securityContext"]["runAsUser"] == 0
+    daemon = container("daemon")
+    socket_path = install_options().daemon_socket
+    for probe, check in (("readinessProbe", "readyz"), ("livenessProbe", "healthz")):
+        command = daemon[probe]["exec"]["command"]
+        parsed = cli.parser().parse_args(command[1:])
+        assert (command[0], parsed.command, parsed.check, parsed.socket) == ("netplex", "probe", check, socket_path)
+    keeper = container("install")
+    readiness = keeper["readinessProbe"]["exec"]["command"]
+    assert readiness == ["netplex", "validate", install_options().conflist_path]
+    assert keeper["livenessProbe"]["exec"]["command"] == ["netplex", "version"]
+    # The benchmark's daemon peak (README: 91 MiB with 20 pods in flight) fits the request.
+    assert _mebibytes(daemon["resources"]["requests"]["memory"]) >= 92
+    assert _mebibytes(daemon["resources"]["limits"]["memory"]) >= 2 * 92
+    for each in (daemon, keeper, container("install", init=True)):
+        assert set(each["resources"]) == {"requests", "limits"}
+        assert each["securityContext"]["runAsUser"] == 0
+
+
+def _mebibytes(quantity: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()  # type: ignore[union-attr]
+    return float(number) * (1024 if unit == "Gi" else 1)
+
+
+def apply_json6902(doc: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON-patch operations the thin component uses (test, remove, replace, add)."""
+    doc = copy.deepcopy(doc)
+    for operation in operations:
+        *parents, last = [part.replace("~1", "/").replace("~0", "~") for part in operation["path"].split("/")[1:]]
+        target: Any = doc
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        key: Any = int(last) if isinstance(target, list) else last
+        if operation["op"] == "test":
+            assert target[key] == operation["value"], operation
+        elif operation["op"] == "remove":
+            del target[key]
+        elif operation["op"] in ("replace", "add"):
+            target[key] = operation["value"]
+        else:
+            raise AssertionError(f"unexpected op {operation['op']}")
+    return doc
+
+
+def thin_daemonset() -> dict[str, Any]:
+    component = yaml.safe_load((ROOT / "manifests" / "thin" / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
+    [patch] = component["patches"]
+    assert patch["target"]["kind"] == "DaemonSet" and patch["target"]["name"] == "netplex"
+    return apply_json6902(named("DaemonSet"), yaml.safe_load(patch["patch"]))
+
+
+def test_the_thin_variant_is_the_installer_alone_and_valid() -> None:
+    thin = thin_daemonset()
+    kubernetes_validate.validate(thin, KUBERNETES_VERSION, strict=True)
+    spec = pod_spec(thin)
+    assert "initContainers" not in spec
+    [only] = spec["containers"]
+    options = install_options(only)
+    assert options.daemon_socket == "" and options.once is False
+    assert dataclasses.replace(options, daemon_socket=install_options().daemon_socket, once=True) == install_options()
+
+
+def test_the_thin_variant_renders_with_kustomize_when_it_is_installed(tmp_path: Path) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed; the patch itself is checked by the test above")
+    (tmp_path / "netplex").symlink_to(ROOT)
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    (deploy / "kustomization.yaml").write_text(
+        "resources: [../netplex/manifests]\ncomponents: [../netplex/manifests/thin]\n"
+    )
+    rendered = subprocess.run([kubectl, "kustomize", str(deploy)], capture_output=True, text=True, check=False)
+    assert rendered.returncode == 0, rendered.stderr
+    [daemonset] = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc["kind"] == "DaemonSet"]
+    assert daemonset["spec"]["template"]["spec"] == pod_spec(thin_daemonset())
 
 
 def test_the_configmap_is_a_config_file_netplex_install_accepts(tmp_path: Path) -> None:
     data = named("ConfigMap")["data"]
     options = install_options()
-    assert set(data) == {Path(options.config_file).name}
+    assert set(data) == {Path(options.config_file).name, "daemon.json"}
     config_file = tmp_path / "netplex.json"
     config_file.write_text(data[Path(options.config_file).name])
     primary = install.Primary(path="/etc/cni/net.d/10-flannel.conflist", doc={
