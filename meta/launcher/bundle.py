@@ -45,10 +45,11 @@ PRUNED_STDLIB = frozenset({
     "site-packages", "dist-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3",
     "pydoc_data", "turtle.py", "__phello__", "venv",
 })
-# Test suites inside packages, and compiled modules with heavy libraries nobody here uses.
-PRUNED_DIRS = frozenset({"__pycache__", "tests", "idle_test"})
+# Test suites inside packages, and compiled modules with heavy libraries nobody here uses
+# (sqlite3 stays: pyroute2 imports it).
+PRUNED_DIRS = frozenset({"__pycache__", "test", "tests", "idle_test"})
 PRUNED_DYNLOAD = re.compile(
-    r"^(_tkinter|_curses|_curses_panel|readline|nis|_dbm|_gdbm|_sqlite3|_crypt|_test\w*|xxlimited\w*|xxsubtype|"
+    r"^(_tkinter|_curses|_curses_panel|readline|nis|_dbm|_gdbm|_crypt|_test\w*|xxlimited\w*|xxsubtype|"
     r"_ctypes_test|_xxsubinterpreters|_xxtestfuzz)\."
 )
 _LIST_LINE = re.compile(r"^\s*(\S+)(?: => (\S+|not found))?(?: \(0x[0-9a-f]+\))?\s*$")

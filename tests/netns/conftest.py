@@ -147,3 +147,6 @@ def uplink(host_ns: str, make_ns: Callable[..., str]) -> Uplink:
     name = f"upl-{uuid.uuid4().hex[:8]}"
     links.create_veth(host_name=name, peer_name="wire0", peer_netns=wire_ns, host_netns=host_ns, peer_up=True)
     return Uplink(name=name, host_ns=host_ns, wire_name="wire0", wire_ns=wire_ns)
+
+
+from tests.netns.nodetree import bare_node  # noqa: E402,F401  (one release build per session)
