@@ -7,13 +7,16 @@ Layout inside a release (`runtime/`, a Python prefix of its own):
 
     runtime/bin/python3.11      the interpreter, patched by patchelf:
                                 PT_INTERP -> <node path of the release>/runtime/lib/<loader>
-                                DT_RPATH  -> $ORIGIN/../lib (RPATH, not RUNPATH: it also
-                                serves every library and extension module loaded later)
+                                DT_RPATH  -> <node path of the release>/runtime/lib (RPATH,
+                                not RUNPATH: it also serves every library and extension
+                                module loaded later; absolute, because $ORIGIN of a
+                                program needs /proc, which a chroot may lack)
     runtime/lib/                libpython, libc, libm, ld-linux, libssl, libffi, ...
     runtime/lib/python3.11/     the standard library and lib-dynload
 
 PT_INTERP must be absolute, so a release is built for the node path it will live at
-(the installer knows it: `HostRoot.on_node`). Everything else is relative. The
+(the installer knows it: `HostRoot.on_node`). Libraries point at each other with
+`$ORIGIN`, relative to themselves. The
 interpreter is started directly (the launcher's `#!` line, or `sys.executable` when
 something re-executes it), so no wrapper and no LD_LIBRARY_PATH leak into delegates the
 plugin executes. The closure is found by asking this interpreter's own loader
@@ -179,7 +182,8 @@ def build(runtime: Runtime, target: str, *, node_path: str, elves: Sequence[str]
     for name, source in closure(runtime, [str(runtime.executable), *dynload, *elves]):
         shutil.copy2(source, os.path.join(lib, os.path.basename(name)))
     interpreter = f"{node_path.rstrip('/')}/lib/{runtime.loader_name}"
-    _patchelf(runtime, "--set-interpreter", interpreter, "--force-rpath", "--set-rpath", "$ORIGIN/../lib", python)
+    rpath = f"{node_path.rstrip('/')}/lib"
+    _patchelf(runtime, "--set-interpreter", interpreter, "--force-rpath", "--set-rpath", rpath, python)
     libraries = [os.path.join(lib, name) for name in sorted(os.listdir(lib)) if name != runtime.loader_name]
     for path in [*libraries, *dynload, *elves]:
         if os.path.isfile(path):
