@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         figures = measure(Path(scratch), rounds=options.rounds)
     print(table(figures))
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"installed-{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    path = RESULTS / f"installed-{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(figures, indent=1))
     print(f"figures: {path}")
     return 0

@@ -28,15 +28,14 @@ log = logging.getLogger(__name__)
 
 Builtins = Callable[[str], skel.Plugin | None]
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024
-_exec_root = ""  # set_exec_root(): where exec'd plugins are chrooted ("" for nowhere)
+_exec = {"root": ""}  # set_exec_root(): where exec'd plugins are chrooted ("" for nowhere)
 
 
 def set_exec_root(path: str) -> None:
     """From now on, run every exec'd plugin chrooted into `path` (Multus's `chrootDir`: a
     daemon in a pod runs the node's plugins in the node's filesystem view); "" or "/"
     ends it. `find_plugin` looks for binaries there too."""
-    global _exec_root
-    _exec_root = path.rstrip("/") if path not in ("", "/") else ""
+    _exec["root"] = path.rstrip("/") if path not in ("", "/") else ""
 
 
 def find_plugin(plugin_type: str, path: tuple[str, ...] | list[str], *, root: str | None = None) -> str:
@@ -44,7 +43,7 @@ def find_plugin(plugin_type: str, path: tuple[str, ...] | list[str], *, root: st
     (directories of the chroot `root`, default the exec root, when there is one)."""
     if not plugin_type or "/" in plugin_type or "\0" in plugin_type or plugin_type in {".", ".."}:
         raise CniError(Code.INVALID_NETWORK_CONFIG, f"type: invalid plugin type {plugin_type!r}")
-    root = _exec_root if root is None else root
+    root = _exec["root"] if root is None else root
     for directory in path:
         candidate = os.path.join(directory, plugin_type)
         seen = os.path.join(root, candidate.lstrip("/")) if root else candidate
@@ -92,7 +91,7 @@ def exec_plugin(
     env = {key: value for key, value in os.environ.items() if not key.startswith("CNI_")}
     env.update(extra_env or {})
     env.update(args.env())
-    root = _exec_root if chroot is None else chroot.rstrip("/")
+    root = _exec["root"] if chroot is None else chroot.rstrip("/")
     if root and env.get("CNI_NETNS", "").startswith(root + "/"):
         env["CNI_NETNS"] = env["CNI_NETNS"][len(root):]  # as the plugin sees it from inside
     name = os.path.basename(binary)
@@ -105,8 +104,7 @@ def exec_plugin(
             stderr=subprocess.PIPE,
             env=env,
             start_new_session=True,
-            # chroot(2) and chdir(2) only, between fork and exec: nothing that takes a lock.
-            preexec_fn=(lambda: (os.chroot(root), os.chdir("/"))) if root else None,  # noqa: PLW1509
+            preexec_fn=_chrooter(root) if root else None,  # noqa: PLW1509
         )
     except OSError as exc:
         raise CniError(Code.IO_FAILURE, f"failed to exec plugin {name!r}: {exc.strerror}") from exc
@@ -139,6 +137,17 @@ def exec_plugin(
             raise CniError(Code.DECODING_FAILURE, f"plugin {name!r} {args.command} printed no result")
         return doc
     return None
+
+
+def _chrooter(root: str) -> Callable[[], None]:
+    """What runs between fork and exec: chroot(2) and chdir(2) only, nothing that takes a
+    lock, so it is safe in the daemon's threads."""
+
+    def enter() -> None:
+        os.chroot(root)
+        os.chdir("/")
+
+    return enter
 
 
 def _run_builtin(plugin: skel.Plugin, args: skel.CmdArgs) -> dict[str, Any] | None:

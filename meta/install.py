@@ -3,7 +3,8 @@ thin entrypoint does with `--multus-conf-file=auto`.
 
 Once: copy a release under `--lib-dir` that carries its own interpreter, standard
 library and shared libraries (meta/launcher/bundle.py; or, with `--node-python`, check
-the node's CPython and copy only netplex and its dependencies), write the launchers (`netplex`, `netplex-bridge`, ...) into the CNI bin dir. Then, on every
+the node's CPython and copy only netplex and its dependencies), write the launchers
+(`netplex`, `netplex-bridge`, ...) into the CNI bin dir. Then, on every
 change (a poll of file metadata, every `--interval` seconds, until SIGTERM):
 
 - find the primary CNI config: the alphabetically first `.conf`/`.conflist`/`.json` in

@@ -185,9 +185,9 @@ def build(runtime: Runtime, target: str, *, node_path: str, elves: Sequence[str]
     rpath = f"{node_path.rstrip('/')}/lib"
     _patchelf(runtime, "--set-interpreter", interpreter, "--force-rpath", "--set-rpath", rpath, python)
     libraries = [os.path.join(lib, name) for name in sorted(os.listdir(lib)) if name != runtime.loader_name]
-    for path in [*libraries, *dynload, *elves]:
-        if os.path.isfile(path):
-            _point_at(runtime, path, lib)
+    for elf in [*libraries, *dynload, *elves]:
+        if os.path.isfile(elf):
+            _point_at(runtime, elf, lib)
 
 
 def _point_at(runtime: Runtime, path: str, lib: str) -> None:

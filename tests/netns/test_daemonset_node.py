@@ -50,7 +50,8 @@ $b mkdir -p /var/lib/recorder
 } > "/var/lib/recorder/$CNI_COMMAND"
 $b cat > "/var/lib/recorder/$CNI_COMMAND.stdin"
 case "$CNI_COMMAND" in
-  ADD) printf '{"cniVersion":"1.0.0","interfaces":[{"name":"%s","sandbox":"%s"}],"ips":[]}\\n' "$CNI_IFNAME" "$CNI_NETNS" ;;
+  ADD) printf '{"cniVersion":"1.0.0","interfaces":[{"name":"%s","sandbox":"%s"}],"ips":[]}\\n' \\
+         "$CNI_IFNAME" "$CNI_NETNS" ;;
   VERSION) printf '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}\\n' ;;
 esac
 """
@@ -102,13 +103,10 @@ def init_container_args(host: FakeHost, config: Path) -> list[str]:
     daemonset = manifest("DaemonSet", "manifests/daemonset.yaml")
     [init] = daemonset["spec"]["template"]["spec"]["initContainers"]
     assert init["command"] == ["netplex", "install"]
-    args = []
-    for arg in init["args"]:
-        arg = arg.replace("=/host", f"={host.root}")
-        if arg.startswith("--config="):
-            arg = f"--config={config}"
-        args.append(arg)
-    return args
+    return [
+        f"--config={config}" if arg.startswith("--config=") else arg.replace("=/host", f"={host.root}")
+        for arg in init["args"]
+    ]
 
 
 @pytest.fixture
@@ -207,7 +205,7 @@ def test_the_daemonset_runs_node_plugins_chrooted_and_enters_the_node_path_netns
     assert set(kernel) == {"net1"}  # the built-in bridge entered the namespace the node path named
     assert ipaddress.ip_address(kernel["net1"][0]) in ipaddress.ip_network(SIDE_SUBNET)
     result = json.loads(add.stdout)
-    assert [iface["name"] for iface in result["interfaces"]][0] == "eth0"
+    assert result["interfaces"][0]["name"] == "eth0"
 
     delete = shim_call("DEL")
     assert delete.returncode == 0, delete.stdout.decode() + delete.stderr.decode()

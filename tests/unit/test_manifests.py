@@ -270,7 +270,8 @@ def test_the_daemon_config_in_the_configmap_is_accepted_and_matches_the_mounts(t
         assert volumes[mounts[node_path]["name"]]["hostPath"]["path"] == node_path
     assert mounts["/run/netns"]["mountPropagation"] == "HostToContainer"
     assert container("daemon")["securityContext"]["privileged"] is True
-    assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in container("daemon")["env"]
+    node_name = {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
+    assert node_name in container("daemon")["env"]
 
 
 def test_the_daemonset_mounts_every_path_the_installer_uses() -> None:
