@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from meta.launcher import bundle, templates
+from meta.launcher import bundle, runtime, templates
 from meta.launcher.node import InstallError
 
 LIST_OUTPUT = """\
@@ -87,3 +87,17 @@ def test_a_bundled_launcher_whose_interpreter_path_the_kernel_cannot_read_is_ref
         templates.bundled_launcher(name="n", version="0", module="m", attr="a", release="/r", python=long)
     with pytest.raises(ValueError, match="cannot be a #! interpreter"):
         templates.bundled_launcher(name="n", version="0", module="m", attr="a", release="/r", python="/a b/python")
+
+
+def test_a_bundled_release_has_its_own_id_per_interpreter_and_node_path(tmp_path: Path) -> None:
+    (tmp_path / "python3.11").write_bytes(b"\x7fELF")
+    (tmp_path / "ld.so").write_bytes(b"\x7fELF")
+    interpreter = bundle.Runtime(executable=tmp_path / "python3.11", stdlib=tmp_path, loader=tmp_path / "ld.so",
+                                 patchelf="patchelf")
+    sources = [runtime.Source("pydantic", "2.0", ())]
+    plain = runtime.release_id(sources)
+    bundled = runtime.release_id(sources, runtime=interpreter, node_path="/opt/netplex/releases")
+    elsewhere = runtime.release_id(sources, runtime=interpreter, node_path="/srv/netplex/releases")
+    assert len({plain, bundled, elsewhere}) == 3
+    (tmp_path / "python3.11").write_bytes(b"\x7fELF, rebuilt")
+    assert runtime.release_id(sources, runtime=interpreter, node_path="/opt/netplex/releases") != bundled
