@@ -236,12 +236,14 @@ def daemon_json(host_root: Path) -> dict[str, Any]:
 def test_daemon_mode_is_the_default_install_then_daemon() -> None:
     spec = pod_spec()
     assert [c["name"] for c in spec["initContainers"]] == ["install"]
-    assert [c["name"] for c in spec["containers"]] == ["daemon", "install"]
+    assert [c["name"] for c in spec["containers"]] == ["daemon", "sync"]
+    names = [c["name"] for c in spec["initContainers"] + spec["containers"]]
+    assert len(set(names)) == len(names)  # Kubernetes wants them unique across both lists
     first = install_options()
     assert first.once is True  # the node has its release and conflist before the daemon starts
     assert first.host_root == "/host"
     assert first.node_python == ""  # the release's own interpreter: the node needs no Python
-    keeper = install_options(container("install"))
+    keeper = install_options(container("sync"))
     assert keeper.once is False  # keeps the conflist current
     assert dataclasses.replace(keeper, once=True) == first
     daemon = container("daemon")
@@ -277,7 +279,7 @@ def test_the_daemon_config_in_the_configmap_is_accepted_and_matches_the_mounts(t
 def test_the_daemonset_mounts_every_path_the_installer_uses() -> None:
     spec = pod_spec()
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
-    for installer in (container("install", init=True), container("install")):
+    for installer in (container("install", init=True), container("sync")):
         mounts = {mount["mountPath"]: mount for mount in installer["volumeMounts"]}
         for mount in mounts.values():
             assert mount["name"] in volumes
@@ -302,7 +304,7 @@ def test_the_daemonset_probes_and_resources() -> None:
         command = daemon[probe]["exec"]["command"]
         parsed = cli.parser().parse_args(command[1:])
         assert (command[0], parsed.command, parsed.check, parsed.socket) == ("netplex", "probe", check, socket_path)
-    keeper = container("install")
+    keeper = container("sync")
     readiness = keeper["readinessProbe"]["exec"]["command"]
     assert readiness == ["netplex", "validate", install_options().conflist_path]
     assert keeper["livenessProbe"]["exec"]["command"] == ["netplex", "version"]
