@@ -1,8 +1,10 @@
-"""What `netplex install` puts on a node runs there: a real install (the full runtime,
-copied from this environment) into scratch directories, then the installed launchers run
-real ADD/DEL from a clean environment (`PATH=/usr/bin:/bin` and the CNI_* variables,
-nothing else: no virtualenv, no PYTHONPATH) with the node's own python3.11, in throwaway
-namespaces. The delegates run as executables too (`builtinDelegates: false`), so the
+"""`netplex install --node-python`, the option for nodes that want their own CPython: a
+real install (netplex and its dependencies, copied from this environment) into scratch
+directories, then the installed sh launchers run real ADD/DEL from a clean environment
+(`PATH=/usr/bin:/bin` and the CNI_* variables, nothing else: no virtualenv, no
+PYTHONPATH) with the node's own python3.11, in throwaway namespaces. (The default, a
+release with its own interpreter on a node that has nothing, is
+tests/netns/test_node_release.py.) The delegates run as executables too (`builtinDelegates: false`), so the
 `netplex-bridge` and `netplex-host-local` launchers are exercised as well."""
 
 from __future__ import annotations
