@@ -88,7 +88,8 @@ class Daemon:
         started = self._clock()
         env = {str(key): str(value) for key, value in dict(request.get("env") or {}).items()}
         env = hostpath.with_netns(env, self.conf.host_root)  # a node path, from a daemon in a pod
-        stdin = json.dumps(shim.merge_config(dict(request.get("config") or {}), self.conf.meta)).encode()
+        merged = shim.merge_config(dict(request.get("config") or {}), self.conf.meta)
+        stdin = json.dumps(hostpath.with_readiness_file(merged, self.conf.host_root)).encode()
         command = env.get("CNI_COMMAND", "")
         answer_version = _peek_version(stdin)
         code = 0

@@ -43,6 +43,7 @@ from cni.errors import CniError
 from meta import config, netconfs
 from meta.launcher import bundle, node, runtime
 from meta.launcher.node import HostRoot, InstallError
+from meta.node import hostpath
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ def install_runtime(
 def sync(options: InstallOptions, *, environ: Mapping[str, str]) -> SyncResult:
     """Bring the kubeconfig and the conflist up to date; write only what changed."""
     root = options.root
-    if options.readiness_indicator_file and not os.path.exists(root.inside(options.readiness_indicator_file)):
+    if options.readiness_indicator_file and not os.path.exists(_indicator(options)):
         return SyncResult(waiting_for=f"readiness indicator file {options.readiness_indicator_file}")
     primary = find_primary(options.cni_conf_dir, options.primary_config)
     if primary is None:
@@ -291,7 +292,7 @@ def fingerprint(options: InstallOptions, *, environ: Mapping[str, str]) -> tuple
     paths = [options.config_file, os.path.join(account, "token"), os.path.join(account, "ca.crt"),
              options.kubeconfig_path(environ)]
     if options.readiness_indicator_file:
-        paths.append(options.root.inside(options.readiness_indicator_file))
+        paths.append(_indicator(options))
     paths.extend(netconfs.config_files(options.cni_conf_dir))
     return tuple((path, _stat(path)) for path in paths if path)
 
@@ -332,6 +333,13 @@ def _entry_keys(options: InstallOptions, *, kubeconfig: str, extra: Mapping[str,
     if options.daemon_socket:
         keys["daemonSocket"] = options.daemon_socket
     return {**keys, **extra}
+
+
+def _indicator(options: InstallOptions) -> str:
+    """The readiness indicator file as the installer sees it, with the node's symlinks
+    (`/var/run` -> `/run`) followed inside the host root, not into the installer's own /."""
+    node_path = options.readiness_indicator_file
+    return hostpath.inside(options.root.path, node_path) or options.root.inside(node_path)
 
 
 def _extra_config(path: str) -> dict[str, Any]:

@@ -8,12 +8,16 @@ namespaces made after the daemon started appear too). When it does not, the daem
 symlinks resolved as the node resolves them: `/var/run` is a link to `/run` on most
 nodes, and an absolute link must lead back into the host root, not into the container.
 
+The same holds for the readiness indicator file of the config (`/run/flannel/subnet.env`:
+a node path the primary CNI writes), which the daemon checks before every ADD.
+
 Standard library only; no netplex imports."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 MAX_LINKS = 40  # as the kernel's MAXSYMLINKS
 
@@ -52,6 +56,19 @@ def container_path(node_path: str, host_root: str) -> str:
     if not node_path or not host_root or os.path.lexists(node_path):
         return node_path
     return inside(host_root, node_path) or node_path
+
+
+READINESS_KEYS = ("readinessindicatorfile", "readinessIndicatorFile")
+
+
+def with_readiness_file(config: Mapping[str, Any], host_root: str) -> dict[str, Any]:
+    """A request's config with its readiness indicator file as this process can see it."""
+    translated = dict(config)
+    for key in READINESS_KEYS:
+        value = config.get(key)
+        if isinstance(value, str) and value and host_root:
+            translated[key] = container_path(value, host_root)
+    return translated
 
 
 def with_netns(env: Mapping[str, str], host_root: str) -> dict[str, str]:

@@ -7,6 +7,8 @@ would run it.
 - The node's primary CNI plugin is not built in: a recording stand-in (a busybox shell
   script at H/opt/cni/bin/recorder) must run chrooted into H, see the node's files and
   find the pod's namespace at the path it was given.
+- The config's readiness indicator file is a node path too (/var/run/flannel/...): the
+  daemon must find it under hostRoot, or no ADD would proceed.
 - The runtime gives the namespace as the node sees it (/var/run/nodens/<name>, which
   exists only in H, through H's /var/run -> /run link): the daemon must find it under
   hostRoot and enter it, so the built-in bridge puts net1 into the pod namespace."""
@@ -143,7 +145,12 @@ def installed_daemon(fake_host: FakeHost, host_ns: str, node_netns: str) -> Iter
     configmap = manifest("ConfigMap", "manifests/configmap.yaml")["data"]
     netplex_json = scratch / "netplex.json"
     netplex_json.write_text(configmap["netplex.json"])
-    answer = install(host.root, *[arg for arg in init_container_args(host, netplex_json) if arg != "--once"])
+    # The primary CNI's readiness file, as the manifest's commented-out option names it: the
+    # installer waits for it, and the daemon must find it under hostRoot before each ADD.
+    host.inside("/run/flannel").mkdir(parents=True)
+    host.inside("/run/flannel/subnet.env").write_text("FLANNEL_NETWORK=10.244.0.0/16\n")
+    args = [arg for arg in init_container_args(host, netplex_json) if arg != "--once"]
+    answer = install(host.root, *args, "--readiness-indicator-file=/var/run/flannel/subnet.env")
     assert answer.returncode == 0, answer.stderr
     assert "is already installed" in answer.stderr  # the session's release, hard-linked in
 
@@ -182,6 +189,8 @@ def test_the_daemonset_runs_node_plugins_chrooted_and_enters_the_node_path_netns
     conflist = json.loads(host.inside("/etc/cni/net.d/00-netplex.conflist").read_text())
     [entry] = conflist["plugins"]
     assert entry["daemonSocket"] == "/run/netplex/netplex.sock"  # the init container's --daemon-socket
+    assert entry["readinessindicatorfile"] == "/var/run/flannel/subnet.env"  # not there outside H
+    assert not os.path.exists(entry["readinessindicatorfile"])
     stdin = json.dumps({"cniVersion": conflist["cniVersion"], "name": conflist["name"], **entry}).encode()
     container_id = f"ds{uuid.uuid4().hex[:14]}"
 

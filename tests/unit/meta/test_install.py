@@ -265,6 +265,17 @@ def test_readiness_indicator_file_is_waited_for(node: Node) -> None:
     assert node.conflist["plugins"][0]["readinessindicatorfile"] == "/run/flannel/subnet.env"
 
 
+def test_the_readiness_file_is_found_through_the_nodes_own_links(node: Node) -> None:
+    (node.root / "var").mkdir()
+    (node.root / "var/run").symlink_to("/run")  # absolute: the node's /run, not the installer's
+    options = node.options(readiness_indicator_file="/var/run/flannel/subnet.env")
+    assert not install.sync(options, environ=ENV).done
+    indicator = node.root / "run/flannel/subnet.env"
+    indicator.parent.mkdir(parents=True)
+    indicator.touch()
+    assert install.sync(options, environ=ENV).done
+
+
 def test_once_gives_up_when_the_readiness_file_never_comes(node: Node, caplog: pytest.LogCaptureFixture) -> None:
     assert node.run(readiness_indicator_file="/run/never", timeout=0.05) == 1
     assert "gave up after 0.05s waiting for readiness indicator file /run/never" in caplog.text

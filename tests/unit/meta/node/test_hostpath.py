@@ -54,3 +54,16 @@ def test_the_netns_of_a_request_is_translated_and_nothing_else(tmp_path: Path) -
     gone = hostpath.with_netns({"CNI_NETNS": "/run/netns/cni-gone"}, str(root))
     assert gone == {"CNI_NETNS": "/run/netns/cni-gone"}  # the plugin reports it missing, as before
     assert hostpath.with_netns({"CNI_NETNS": ""}, str(root)) == {"CNI_NETNS": ""}
+
+
+def test_the_readiness_file_of_a_config_is_looked_up_under_the_root(tmp_path: Path) -> None:
+    root = host_tree(tmp_path)
+    (root / "run/flannel").mkdir()
+    (root / "run/flannel/subnet.env").touch()
+    config = {"type": "netplex", "readinessindicatorfile": "/var/run/flannel/subnet.env", "cniDir": "/var/lib/x"}
+    assert hostpath.with_readiness_file(config, str(root)) == {
+        **config, "readinessindicatorfile": str(root / "run/flannel/subnet.env"),
+    }
+    assert hostpath.with_readiness_file(config, "") == config
+    spelled = {"readinessIndicatorFile": "/run/flannel/missing"}
+    assert hostpath.with_readiness_file(spelled, str(root)) == spelled  # still missing: still not ready
