@@ -51,6 +51,11 @@ def bind_mounts(root: Path, sources: tuple[str, ...]) -> Iterator[list[Path]]:
             target.mkdir(parents=True, exist_ok=True)
             mount("--bind", f"/{relative}", str(target))
             done.append(target)
+            # A bind of a shared mount joins its peer group, and the lazy unmount at the
+            # end would then propagate back and unmount every netns other tests made
+            # meanwhile under /run/netns. As a slave it still sees new mounts, and its
+            # unmount stays its own.
+            mount("--make-rslave", str(target))
         yield done
     finally:
         unmount_all(done)
