@@ -100,10 +100,14 @@ def cmd_add(args: CmdArgs) -> Result:
         with common.netlink_errors("host-device"):
             try:
                 link = move.move(name, source=None, target=args.netns, new_name=args.ifname, alias=marker)
-            except nlerrors.LinkExists as exc:
-                raise CniError(
-                    Code.INVALID_NETWORK_CONFIG, f'CNI_IFNAME: "{args.ifname}" already exists in the container'
-                ) from exc
+            except nlerrors.NetlinkFailure as exc:
+                with contextlib.suppress(nlerrors.NetlinkFailure):  # it stayed on the node: unmark it
+                    links.set_alias(None, name, "")
+                if isinstance(exc, nlerrors.LinkExists):
+                    raise CniError(
+                        Code.INVALID_NETWORK_CONFIG, f'CNI_IFNAME: "{args.ifname}" already exists in the container'
+                    ) from exc
+                raise
         undo.callback(sublink.quietly, _give_back, args.netns, args.ifname, name)
         with common.netlink_errors("host-device"):
             if conf.mtu and conf.mtu != link.mtu:

@@ -30,7 +30,27 @@ def move(name: str, *, source: str | None, target: str, new_name: str, alias: st
     """Move link `name` from namespace `source` (None: the caller's) into `target` (a path,
     or `HERE`) as `new_name`, down; `alias` (when given, "" clears it) is set on the way.
     Returns the link as the target sees it. `LinkNotFound` when `name` is not in
-    `source`, `LinkExists` when `new_name` is taken in `target`."""
+    `source`, `LinkExists` when `new_name` is taken in `target` (the link then stays in
+    `source` under its name)."""
+    target_ns = None if target == HERE else target
+    if links.get(target_ns, new_name) is not None:
+        raise errors.LinkExists("move", new_name)
+    try:
+        _set_netns(name, source=source, target=target, new_name=new_name, alias=alias)
+    except errors.NetlinkFailure:
+        # The kernel changes the namespace before the name: a name taken meanwhile leaves
+        # the link in the target under its old name. Send it back where it was.
+        if links.get(target_ns, name) is not None and links.get(source, name) is None:
+            back = HERE if source is None else source
+            _set_netns(name, source=target_ns, target=back, new_name=name, alias=None)
+        raise
+    found = links.get(target_ns, new_name)
+    if found is None:
+        raise errors.LinkNotFound("move", new_name)
+    return found
+
+
+def _set_netns(name: str, *, source: str | None, target: str, new_name: str, alias: str | None) -> None:
     with _netns.opened(target) as target_fd:
 
         def apply(ipr: IPRoute) -> None:
@@ -40,17 +60,16 @@ def move(name: str, *, source: str | None, target: str, new_name: str, alias: st
             if alias is not None:
                 with _nl.translated("set alias of", name):
                     ipr.link("set", index=index, ifalias=alias)
+            request: dict[str, Any] = {"index": index, "net_ns_fd": target_fd}
+            if new_name != name:
+                request["ifname"] = new_name
             try:
-                ipr.link("set", index=index, net_ns_fd=target_fd, ifname=new_name)
+                ipr.link("set", **request)
             except NetlinkError as exc:
                 target_name = new_name if exc.code == errno.EEXIST else name
                 raise errors.from_errno(exc.code, op="move", target=target_name) from exc
 
         _netns.run(source, apply)
-    found = links.get(None if target == HERE else target, new_name)
-    if found is None:
-        raise errors.LinkNotFound("move", new_name)
-    return found
 
 
 def by_mac(netns: str | None, mac: str) -> links.Link | None:
