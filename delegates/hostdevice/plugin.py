@@ -159,7 +159,9 @@ def cmd_check(args: CmdArgs) -> None:
     if link is None:
         raise CniError(Code.UNKNOWN_CONTAINER, f'check: interface "{args.ifname}" is missing from the container')
     if not (link.alias or "").startswith(ALIAS_PREFIX) or not (link.alias or "").endswith(_digest(args)):
-        raise CniError(sublink.CHECK_FAILED, f'check: interface "{args.ifname}" is not the device this attachment moved')
+        raise CniError(
+            sublink.CHECK_FAILED, f'check: interface "{args.ifname}" is not the device this attachment moved'
+        )
     want_mac = prev.interfaces[index].mac
     if want_mac and want_mac.lower() != link.mac.lower():
         raise CniError(

@@ -66,9 +66,7 @@ def assign(
         if not device and attachment.resource_name:
             device = _next_free(attachment, allocated, used, pod=pod)
             used.add(device)
-        if device:
-            attachment = with_device(attachment, device, conf=conf, container_id=container_id)
-        placed.append(attachment)
+        placed.append(with_device(attachment, device, conf=conf, container_id=container_id) if device else attachment)
     return placed
 
 

@@ -35,7 +35,9 @@ class PodResourcesDouble(api_pb2_grpc.PodResourcesListerServicer):  # type: igno
         self._pods: dict[tuple[str, str], list[tuple[str, str, list[str]]]] = {}
         self._server: Any = None
 
-    def allocate(self, namespace: str, pod: str, resource: str, device_ids: list[str], *, container: str = "c0") -> None:
+    def allocate(
+        self, namespace: str, pod: str, resource: str, device_ids: list[str], *, container: str = "c0"
+    ) -> None:
         with self._lock:
             self._pods.setdefault((namespace, pod), []).append((container, resource, list(device_ids)))
 

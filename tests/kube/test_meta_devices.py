@@ -159,7 +159,7 @@ def test_the_kubelet_without_get_answers_through_list(runner: Runner, devnets: M
 
 
 @pytest.mark.parametrize(
-    ("annotation", "allocated", "wanted"),
+    "case",
     [
         ("vf", [], "allocated no device of resource 'example.com/sriov_vf' to pod default/cnf"),
         ("vf@d0, vf@d1", ["0000:3b:02.0"], "more networks than devices"),
@@ -167,9 +167,9 @@ def test_the_kubelet_without_get_answers_through_list(runner: Runner, devnets: M
     ids=["no-device-for-the-pod", "more-networks-than-devices"],
 )
 def test_a_pod_without_enough_devices_fails_naming_the_resource_and_leaves_nothing(
-    runner: Runner, devnets: MetaScene, kubelet: PodResourcesDouble, annotation: str, allocated: list[str],
-    wanted: str,
+    runner: Runner, devnets: MetaScene, kubelet: PodResourcesDouble, case: tuple[str, list[str], str]
 ) -> None:
+    annotation, allocated, wanted = case
     pod = devnets.pod("cnf", annotations={NETWORKS: annotation})
     if allocated:
         kubelet.allocate("default", "cnf", VF, allocated)
