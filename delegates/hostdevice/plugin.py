@@ -260,6 +260,8 @@ def _only(names: list[str], *, key: str, value: str) -> str:
 def _pci_of(name: str) -> str:
     """The PCI address behind interface `name` on the node, "" for a virtual link."""
     target = os.path.realpath(os.path.join(SYS_ROOT, "class", "net", name, "device"))
+    if os.path.basename(target).startswith("virtio"):  # virtio-net: the PCI function is its parent
+        target = os.path.dirname(target)
     base = os.path.basename(target)
     return base if _PCI_ADDRESS.match(base) and "/pci" in target else ""
 

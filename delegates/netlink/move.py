@@ -82,10 +82,26 @@ def by_mac(netns: str | None, mac: str) -> links.Link | None:
 
 
 def net_devices_of(sysfs_device: str) -> list[str]:
-    """The net device names under a sysfs device directory (`<dir>/net/*`), sorted; the
-    caller's namespace's view of sysfs. Empty when there are none."""
+    """The net device names of a sysfs device directory, sorted, as the caller's namespace
+    sees sysfs: `<dir>/net/*` (a NIC, an SR-IOV VF), else `<dir>/virtio*/net/*` (a
+    virtio-net PCI function, whose net device hangs off the virtio device). Empty when
+    there are none."""
+    found = _listed(os.path.join(sysfs_device, "net"))
+    if found:
+        return found
     try:
-        return sorted(os.listdir(os.path.join(sysfs_device, "net")))
+        children = sorted(os.listdir(sysfs_device))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for child in children:
+        if child.startswith("virtio"):
+            found += _listed(os.path.join(sysfs_device, child, "net"))
+    return sorted(found)
+
+
+def _listed(directory: str) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
     except (FileNotFoundError, NotADirectoryError):
         return []
 
