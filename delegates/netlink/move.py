@@ -114,7 +114,10 @@ def flush_addresses(netns: str | None, name: str) -> None:
         if index is None:
             return
         for msg in ipr.get_addr(index=index):
-            request: dict[str, Any] = {"index": index, "address": msg.get("IFA_ADDRESS"), "mask": msg["prefixlen"]}
+            request: dict[str, Any] = {
+                "index": index, "family": msg["family"], "address": msg.get("IFA_ADDRESS"),
+                "prefixlen": msg["prefixlen"],
+            }
             try:
                 ipr.addr("del", **request)
             except NetlinkError as exc:

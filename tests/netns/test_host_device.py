@@ -211,3 +211,30 @@ def test_gc_returns_devices_of_attachments_that_are_no_longer_valid(
     assert rc == 0, answer
     back = link_in(host_ns, name)
     assert back is not None and not back.get("ifalias")
+
+
+def test_in_process_add_and_del_give_the_same_kernel_state(
+    host_ns: str, make_ns: Callable[..., str], nic: tuple[str, str]
+) -> None:
+    """The built-in path (meta runs host-device in-process), under pytest's warnings-as-errors."""
+    import io
+
+    from cni import skel
+    from delegates.hostdevice import plugin as hostdevice
+    from delegates.netlink import netns
+
+    name, mac = nic
+    pod = make_ns("npc-")
+
+    def call(command: str) -> int:
+        environ = {"CNI_COMMAND": command, "CNI_CONTAINERID": "inproc", "CNI_NETNS": pod, "CNI_IFNAME": "net1",
+                   "CNI_PATH": "/nonexistent"}
+        stdin = io.BytesIO(json.dumps(conf_for(device=name, ipam=STATIC)).encode())
+        return netns.call(host_ns, lambda: skel.run(hostdevice.PLUGIN, environ=environ, stdin=stdin,
+                                                    stdout=io.StringIO()))
+
+    assert call("ADD") == 0
+    assert addrs_of(pod, "net1") == ["10.93.0.5/24"]
+    assert call("DEL") == 0
+    back = link_in(host_ns, name)
+    assert back is not None and back["address"] == mac and addrs_of(host_ns, name) == []
