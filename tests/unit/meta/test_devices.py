@@ -145,3 +145,10 @@ def test_validate_warns_when_no_plugin_takes_the_device(config: dict[str, Any], 
     assert hints.resource_warnings({}, {"type": "bridge"}) == []
     assert "not <domain>/<name>" in hints.resource_warnings({"k8s.v1.cni.cncf.io/resourceName": "vf"},
                                                              {"type": "sriov"})[0]
+
+
+def test_host_device_is_a_built_in_delegate_under_both_names() -> None:
+    from delegates import registry
+
+    assert {"host-device", "netplex-host-device"} <= registry.BUILTIN_TYPES
+    assert registry.lookup("host-device") is registry.lookup("netplex-host-device") is not None
