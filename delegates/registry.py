@@ -14,6 +14,7 @@ _MODULES = {
     "ipvlan": "delegates.ipvlan.plugin",
     "host-local": "delegates.ipam.host_local",
     "static": "delegates.ipam.static",
+    "host-device": "delegates.hostdevice.plugin",
 }
 BUILTIN_TYPES = frozenset(_MODULES) | frozenset(f"netplex-{name}" for name in _MODULES)
 

@@ -34,6 +34,8 @@ DEFAULT_NAMESPACE = "kube-system"
 DEFAULT_LOCAL_NETWORKS = "/etc/netplex/networks"
 DEFAULT_ADD_TIMEOUT = 60.0
 DEFAULT_DELEGATE_TIMEOUT = 30.0
+DEFAULT_POD_RESOURCES_SOCKET = "/var/lib/kubelet/pod-resources/kubelet.sock"  # meta.devices
+DEFAULT_DEVICE_INFO_DIR = "/var/run/k8s.cni.cncf.io/devinfo"  # NPWG Device Information spec
 SCHEMA_RESOURCE = "netplex-conf.schema.json"
 LOG_LEVELS = ("debug", "verbose", "info", "warning", "error", "panic")
 
@@ -47,6 +49,7 @@ _KNOWN_KEYS = frozenset(
         "systemNamespaces", "multusNamespace", "netplexNamespace", "readinessindicatorfile",
         "readinessIndicatorFile", "retryDeleteOnError",
         "daemonSocket", "builtinDelegates", "addTimeout", "delegateTimeout", "localNetworks", "resultIPs",
+        "podResourcesSocket", "deviceInfoDir",
     }
 )
 
@@ -97,6 +100,8 @@ class MetaConf(NetConf):
     delegate_timeout: StrictFloat = Field(DEFAULT_DELEGATE_TIMEOUT, alias="delegateTimeout", gt=0, le=3600)
     local_networks: str = Field(DEFAULT_LOCAL_NETWORKS, alias="localNetworks")
     result_ips: Literal["cluster", "all"] = Field("cluster", alias="resultIPs")
+    pod_resources_socket: str = Field(DEFAULT_POD_RESOURCES_SOCKET, alias="podResourcesSocket")
+    device_info_dir: str = Field(DEFAULT_DEVICE_INFO_DIR, alias="deviceInfoDir")
 
     @model_validator(mode="before")
     @classmethod

@@ -108,6 +108,7 @@ def add(conf: config.MetaConf, args: skel.CmdArgs, *, source_factory: Callable[[
         # selection and defaultNetworks were attached by the first; this one is its own.
         plan = [attachment for attachment in plan if attachment.is_cluster_network]
     _refuse_taken_ifnames(plan, args.netns)
+    plan = _with_devices(conf, pod, plan, args, deadline=started + conf.add_timeout)
     entry = cache.CacheEntry(
         container_id=args.container_id, ifname=args.ifname, netns=args.netns,
         pod_namespace=pod.namespace, pod_name=pod.name, pod_uid=pod.uid, cni_version=conf.version,
@@ -115,22 +116,28 @@ def add(conf: config.MetaConf, args: skel.CmdArgs, *, source_factory: Callable[[
     )
     cache.write(conf.cni_dir, entry)  # the intent, before any delegate runs
     delegate_call = args.replace(path=_cni_path(conf, args))
-    results = attach.add_all(
-        entry, delegate_call, cni_dir=conf.cni_dir, builtins=_builtins(conf),
-        deadline=started + conf.add_timeout, delegate_timeout=conf.delegate_timeout,
-    )
+    try:
+        results = attach.add_all(
+            entry, delegate_call, cni_dir=conf.cni_dir, builtins=_builtins(conf),
+            deadline=started + conf.add_timeout, delegate_timeout=conf.delegate_timeout,
+        )
+    except Exception:  # rolled back: the device-info files go too
+        _forget_devices(conf, entry.attachments, args.container_id)
+        raise
     try:
         routed = defaultroute.apply(plan, results, netns=args.netns)
         if routed != results:  # CHECK must compare the kernel with the routes as netplex left them
             _record_results(entry, routed, cni_dir=conf.cni_dir)
             results = routed
         if pod.name:
-            _publish(source, pod, status.network_status(list(zip(plan, results, strict=True))))
+            infos = _device_infos(conf, plan, args)
+            _publish(source, pod, status.network_status(list(zip(plan, results, strict=True)), device_info=infos))
         return status.merged_result(
             list(zip(plan, results, strict=True)), mode=conf.result_ips, cni_version=conf.version
         )
     except Exception as exc:  # not only CniError: a failed ADD leaves nothing attached
         _undo(entry, delegate_call, conf)
+        _forget_devices(conf, entry.attachments, args.container_id)
         if isinstance(exc, CniError):
             raise exc.prefixed(f"{entry.pod}") from exc
         raise
@@ -143,10 +150,12 @@ def delete(conf: config.MetaConf, args: skel.CmdArgs) -> None:
         log.info("DEL %s/%s: nothing recorded, nothing to do", args.container_id, args.ifname)
         return
     netns = args.netns if args.netns and os.path.exists(args.netns) else ""
+    attachments = list(entry.attachments)
     attach.delete_all(
         entry, args.replace(netns=netns, path=_cni_path(conf, args)),
         cni_dir=conf.cni_dir, builtins=_builtins(conf), timeout=conf.delegate_timeout,
     )
+    _forget_devices(conf, attachments, args.container_id)
 
 
 def check(conf: config.MetaConf, args: skel.CmdArgs) -> None:
@@ -177,7 +186,9 @@ def gc(conf: config.MetaConf, args: skel.CmdArgs) -> None:
             netns=entry.netns if entry.netns and os.path.exists(entry.netns) else "",
         )
         try:
+            attachments = list(entry.attachments)
             attach.delete_all(entry, stale, cni_dir=conf.cni_dir, builtins=builtins, timeout=conf.delegate_timeout)
+            _forget_devices(conf, attachments, entry.container_id)
         except CniError as err:
             errors.append(err)
     errors.extend(
@@ -313,6 +324,31 @@ def _undo(entry: cache.CacheEntry, args: skel.CmdArgs, conf: config.MetaConf) ->
         )
     except CniError as err:
         log.error("rollback of %s left attachments behind: %s", entry.pod, err.msg)
+
+
+def _with_devices(
+    conf: config.MetaConf, pod: Pod, plan: list[Attachment], args: skel.CmdArgs, *, deadline: float
+) -> list[Attachment]:
+    """Device-plugin networks (resourceName, deviceID): meta.devices, loaded only for them."""
+    if not any(attachment.resource_name or attachment.device_id for attachment in plan):
+        return plan
+    from meta.devices import assign
+
+    return assign.assign(plan, pod=pod, conf=conf, container_id=args.container_id, deadline=deadline)
+
+
+def _device_infos(conf: config.MetaConf, plan: list[Attachment], args: skel.CmdArgs) -> dict[str, dict[str, Any]]:
+    if not any(attachment.device_id for attachment in plan):
+        return {}
+    from meta.devices import assign
+
+    return assign.device_infos(plan, conf=conf, container_id=args.container_id)
+
+
+def _forget_devices(conf: config.MetaConf, attachments: list[cache.CachedAttachment], container_id: str) -> None:
+    from meta.devices import assign
+
+    assign.forget(attachments, conf=conf, container_id=container_id)
 
 
 def _builtins(conf: config.MetaConf) -> Builtins | None:

@@ -210,6 +210,10 @@ def _check_nad(doc: dict[str, Any], findings: _Findings, path: str) -> None:
         findings.error(where, "not a JSON object")
         return
     _check_cni_config(raw, findings, where, default_name=name)
+    from meta.devices import hints  # NFV: a resourceName its plugins cannot use
+
+    for message in hints.resource_warnings(metadata.get("annotations"), raw):
+        findings.items.append((_dot(path, "metadata.annotations"), message, True))
 
 
 def _check_pod_metadata(doc: dict[str, Any], keys: tuple[str, ...], findings: _Findings, path: str) -> None:

@@ -285,3 +285,15 @@ def test_qemu_shares_the_root_read_only_and_exits_instead_of_rebooting(tmp_path:
     assert "path=/," in fsdev
     assert "readonly=on" in fsdev
     assert "panic=-1" in argv[argv.index("-append") + 1]
+
+
+def test_extra_nics_are_virtio_pci_devices_on_an_internal_hub_only(tmp_path: Path) -> None:
+    guest = kernel.Kernel(release="6.1.0-1-amd64", image=tmp_path / "vmlinux", modules=tmp_path / "modules")
+
+    argv = qemu.command(guest, tmp_path / "initrd", accel="tcg", memory="1G", cpus=2, nics=3)
+
+    netdevs = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-netdev"]
+    assert netdevs == [f"hubport,id=nic{i},hubid=0" for i in range(3)]  # never user/slirp, tap or socket
+    devices = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-device" and "virtio-net" in argv[i + 1]]
+    assert [d.split(",")[-1] for d in devices] == ["addr=0x10", "addr=0x11", "addr=0x12"]
+    assert "-netdev" not in qemu.command(guest, tmp_path / "initrd", accel="tcg", memory="1G", cpus=2)

@@ -1,6 +1,6 @@
 """The guest's initramfs: static busybox, the few modules needed to reach the host's root, init.
 
-Debian's kernel has virtio_pci, 9p and overlay as modules, so the initramfs carries them
+Debian's kernel has virtio_pci, 9p, overlay and virtio_net as modules, so the initramfs carries them
 (with their dependencies, in load order) next to `init.sh`. It also carries the job: a
 `netplex.env` of shell assignments that `init.sh` sources, and a `job.sh` that enters the
 caller's directory and execs the command with a clean environment. Built fresh per run,
@@ -22,7 +22,8 @@ from tools.vm.kernel import Kernel
 ROOT_TAG = "hostroot"  # the 9p mount tag qemu exports the host's "/" under
 NINEP_CACHE = "loose"  # the share is read-only and the host tree is not meant to change under a run
 NINEP_MSIZE = 512000
-BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
+# virtio_net: the driver of the extra NICs (no udev in the guest to load it on demand)
+BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_net")
 INIT_SCRIPT = Path(__file__).with_name("init.sh")
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 

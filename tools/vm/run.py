@@ -66,8 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _note(f"cannot build the initramfs: {exc}")
             return EXIT_VM_FAILED
         accel = qemu.choose_accel(args.accel)
-        command = qemu.command(guest_kernel, initrd, accel=accel, memory=args.memory, cpus=args.cpus, qemu=qemu_binary)
-        _note(f"booting {guest_kernel.release} ({accel}, {args.cpus} cpu, {args.memory})")
+        command = qemu.command(
+            guest_kernel, initrd, accel=accel, memory=args.memory, cpus=args.cpus, qemu=qemu_binary, nics=args.nics
+        )
+        _note(f"booting {guest_kernel.release} ({accel}, {args.cpus} cpu, {args.memory}, {args.nics} hub NICs)")
         signal.signal(signal.SIGTERM, _terminated)  # unwind, so qemu is killed on the way out
         return boot(command, Console(nonce), timeout=args.timeout)
 
@@ -158,6 +160,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cpus", type=int, default=2, help="guest CPUs (2)")
     parser.add_argument(
         "--accel", choices=("auto", "kvm", "tcg"), default="auto", help="auto: kvm only with kvm_intel/kvm_amd loaded"
+    )
+    parser.add_argument(
+        "--nics", type=int, choices=range(9), default=3, metavar="N",
+        help="virtio-net PCI NICs on a QEMU-internal hub, reaching nothing outside (3; 0-8)",
     )
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME[=VALUE]", help="add to the job's environment"
