@@ -6,6 +6,7 @@ shim sends on stdin as Multus's daemon config does, plus the daemon's keys:
   nodeName        the node whose pods are watched (default: $NODE_NAME)
   concurrency     CNI requests served at once; more wait up to their deadline (default 8)
   metricsAddress  "host:port" for the Prometheus endpoint; empty: no metrics (default)
+  hotplug         attach/detach networks when a running pod's selection changes (default true)
 
 Where the networks come from is decided once, at start (`source_mode`): the kubeconfig
 when the file names one, else the pod's service account when the daemon runs in a pod
@@ -45,6 +46,7 @@ class DaemonConfig:
     concurrency: int
     metrics_address: str
     meta: Mapping[str, Any]  # the meta-plugin keys, merged over every request's config
+    hotplug: bool = True  # meta/hotplug: follow selection edits on running pods
 
     @property
     def kubeconfig(self) -> str:
@@ -99,11 +101,15 @@ def parse(doc: Mapping[str, Any], *, environ: Mapping[str, str], where: str = "c
             metrics.parse_address(metrics_address)
         except ValueError as exc:
             raise DaemonConfigError(f"{where}: {exc}") from exc
+    hotplug = doc.get("hotplug", True)
+    if not isinstance(hotplug, bool):
+        raise DaemonConfigError(f"{where}: hotplug: want true or false")
     meta = {key: value for key, value in doc.items() if key not in shim.DAEMON_ONLY_KEYS}
     meta.pop("daemonSocket", None)
+    meta.pop("hotplug", None)
     config = DaemonConfig(
         socket_path=socket_path, node_name=node_name, concurrency=concurrency,
-        metrics_address=metrics_address, meta=meta,
+        metrics_address=metrics_address, meta=meta, hotplug=hotplug,
     )
     if config.source_mode(environ) != "local" and not node_name:
         raise DaemonConfigError(f"{where}: nodeName: required with Kubernetes (or set ${NODE_NAME_ENV})")
