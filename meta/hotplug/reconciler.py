@@ -196,6 +196,7 @@ class Reconciler:
             return False
         found = self._current_sandbox(pod)
         if found is None:
+            log.debug("hot-plug %s/%s: no sandbox to attach to (none added yet, or the runtime deleted it)", *key)
             return False
         cni_dir, record = found
         log.debug("hot-plug %s/%s: waiting for sandbox %s", key[0], key[1], record.container_id)
