@@ -186,7 +186,7 @@ class Reconciler:
                     continue
                 self._failures[key] += 1
                 delay = min(BACKOFF_FIRST * 2 ** (self._failures[key] - 1), BACKOFF_MAX)
-                log.info("hot-plug %s/%s: retrying in %.1fs", key[0], key[1], delay)
+                log.info("hot-plug %s/%s: retrying in %gs", key[0], key[1], delay)
                 self._queue(key, delay)
 
     def _reconcile(self, key: Key) -> bool:

@@ -204,7 +204,7 @@ def test_a_failing_hot_add_is_rolled_back_reported_and_retried_with_backoff(
     warnings = log_lines(daemon, "WARNING", "HotplugFailed", "net2", "default/broken")
     assert warnings and "fake failure" in warnings[0]
     delays = [line.rsplit(" ", 1)[-1] for line in log_lines(daemon, "default/web: retrying in")][:3]
-    assert delays == ["0.5s", "1.0s", "2.0s"]  # backoff, never a hot loop
+    assert delays == ["0.5s", "1s", "2s"]  # backoff, never a hot loop
     calls = [c["command"] for c in nets.plugin_calls("npfail")]
     assert calls[:2] == ["ADD", "DEL"]  # each failed ADD is followed by its rollback
 
