@@ -147,7 +147,8 @@ def table(figures: dict[str, Any]) -> str:
     for key, label in (("add_pod", "daemon ADD of the pod (2 networks)"), ("attach", "edit -> net2 up"),
                        ("detach", "edit -> net2 gone")):
         stats = figures[key]
-        lines.append(f"{label:34}{stats['median'] * 1000:10.0f}{stats['p90'] * 1000:10.0f}{stats['median'] / base:11.2f}")
+        median, p90 = stats["median"], stats["p90"]
+        lines.append(f"{label:34}{median * 1000:10.0f}{p90 * 1000:10.0f}{median / base:11.2f}")
     verdict = "met" if figures["attach"]["p90"] < TARGET_ATTACH else "missed"
     lines.append(f"\ntarget: edit -> interface up under {TARGET_ATTACH:.0f} s (p90): {verdict}")
     return "\n".join(lines)

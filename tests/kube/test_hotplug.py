@@ -8,19 +8,24 @@ so the tests read them there; ordering is asserted from that log, never from clo
 from __future__ import annotations
 
 import json
+import random
+import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from delegates.netlink import netns
 from tests.kube.conftest import MetaScene, ScenePod
 from tests.kube.runners import NETPLEX, Answer
 from tests.kube.runners_daemon import DaemonRunner
+from tests.netns.conftest import ns_name
 
 pytestmark = pytest.mark.netns
 
@@ -188,8 +193,10 @@ def test_changing_an_interface_name_renames_by_detach_and_attach(daemon: DaemonR
 
 
 def test_a_failing_hot_add_is_rolled_back_reported_and_retried_with_backoff(
-    daemon: DaemonRunner, nets: MetaScene
+    make_daemon: Callable[..., DaemonRunner], nets: MetaScene
 ) -> None:
+    port = random.randint(20000, 60000)  # the node namespace is ours alone
+    daemon = make_daemon(metricsAddress=f"127.0.0.1:{port}")
     nets.fake_plugin("npfail", fail_on="ADD")
     broken = nets.conflist("broken", nets.bridge("broken", "nphx0", "10.95.0.0/24"), {"type": "npfail"})
     nets.add_nad("default", "broken", broken)
@@ -207,6 +214,22 @@ def test_a_failing_hot_add_is_rolled_back_reported_and_retried_with_backoff(
     assert delays == ["0.5s", "1s", "2s"]  # backoff, never a hot loop
     calls = [c["command"] for c in nets.plugin_calls("npfail")]
     assert calls[:2] == ["ADD", "DEL"]  # each failed ADD is followed by its rollback
+    metrics = netns.call(nets.node_ns, lambda: _scrape(port))  # the daemon listens in the node namespace
+    failed = re.search(r'^netplex_hotplug_operations_total\{action="add",outcome="failed"\} (\S+)$', metrics, re.M)
+    assert failed and float(failed.group(1)) >= 3, metrics
+
+
+def test_a_sandbox_whose_netns_is_gone_is_cleaned_not_plugged(daemon: DaemonRunner, nets: MetaScene) -> None:
+    pod = attached(daemon, nets, "web", "blue")
+    patches = status_patches(nets, pod)
+    netns.remove(ns_name(pod.netns))  # the sandbox died without a DEL
+    annotate(nets, pod, "blue,green")
+    records = nets.cni_dir / "hotplug"
+    wait_for(lambda: nets.cache_files() == [] and not list(records.glob("*.json")), "the entry cleaned", daemon)
+    assert nets.leftovers() == []  # IPs released, host veths gone, no cache file
+    assert nets.reserved_ips("green") == []
+    assert status_patches(nets, pod) == patches
+    assert log_lines(daemon, "hot-plug default/web: netns", "is gone; cleaning its cache entry")
 
 
 def test_an_edit_during_the_runtimes_del_never_attaches_to_the_sandbox(
@@ -324,6 +347,12 @@ def test_hotplug_false_leaves_running_pods_alone(make_daemon: Callable[..., Daem
 
 def ip_link_delete(pod: ScenePod, name: str) -> None:
     subprocess.run(["ip", "-n", pod.netns.rsplit("/", 1)[-1], "link", "del", name], check=True)
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text: str = response.read().decode()
+        return text
 
 
 def _gate_plugin(scene: MetaScene, gate: Path, *, block_on: str) -> None:

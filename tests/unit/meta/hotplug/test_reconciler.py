@@ -17,7 +17,7 @@ import pytest
 
 from cni import skel
 from meta import cache
-from meta.hotplug import apply, events, records, reconciler
+from meta.hotplug import apply, events, reconciler, records
 from meta.hotplug.records import SandboxRecord
 from meta.model import NETWORKS_ANNOTATION
 from meta.source import Pod
