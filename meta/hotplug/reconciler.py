@@ -123,6 +123,8 @@ class Reconciler:
             entry = cache.read(cni_dir, args.container_id, args.ifname)
             if entry is None or not entry.pod_name or not entry.pod_uid:
                 return  # not a Kubernetes pod we can follow
+            if cache.other_ifnames(cni_dir, args.container_id, args.ifname):
+                return  # a second netplex network on the sandbox (podman): the first one follows the pod
             records.write(cni_dir, records.SandboxRecord(
                 container_id=args.container_id, ifname=args.ifname, config=dict(config),
                 cni_args=args.args, cni_path=list(args.path), added_at=time.time(),
