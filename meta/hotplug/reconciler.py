@@ -4,8 +4,9 @@ The pod watch cache calls `pod_changed` for every event and for every pod of eac
 (so a restarted daemon catches up on edits made while it was down). A pod is queued
 when its selection annotation differs from the one last seen (network-status patches,
 including hot-plug's own, change nothing and queue nothing), and when the daemon
-completes an ADD of one of its sandboxes (that ADD may have resolved an older
-annotation). One thread works the queue, earliest due first:
+completes an ADD of a pod whose annotation was edited after the pod was first seen (that
+ADD may have resolved the older one; a pod's first annotation is the one its ADD reads,
+so the common ADD costs hot-plug nothing). One thread works the queue, earliest due first:
 
 - the pod's current sandbox is the newest record (meta.hotplug.records) with the pod's
   UID whose cache entry exists; none: nothing to do (not ours, or still being created);
@@ -74,6 +75,7 @@ class Reconciler:
         self._cond = threading.Condition()
         self._due: dict[Key, float] = {}
         self._seen: dict[Key, str] = {}
+        self._edited: set[Key] = set()  # edited since first seen, not yet applied to a sandbox
         self._failures: collections.Counter[Key] = collections.Counter()
         self._unpublished: set[Key] = set()
         self._tombstones: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -111,6 +113,8 @@ class Reconciler:
             selection = pod.annotations.get(NETWORKS_ANNOTATION, "")
             if self._seen.get(key) == selection:
                 return
+            if key in self._seen:
+                self._edited.add(key)
             self._seen[key] = selection
             self._failures.pop(key, None)  # a new wish: no backoff owed
             self._queue(key, 0.0)
@@ -132,10 +136,12 @@ class Reconciler:
         except (CniError, OSError) as err:
             log.error("hot-plug: cannot record sandbox %s: %s", args.container_id, err)
             return
+        key = (entry.pod_namespace, entry.pod_name)
         with self._cond:
             self._cni_dirs.add(cni_dir)
             self._tombstones.pop(args.container_id, None)
-            self._queue((entry.pod_namespace, entry.pod_name), 0.0)
+            if key in self._edited:
+                self._queue(key, 0.0)
 
     def sandbox_deleted(self, cni_dir: str, container_id: str, ifname: str) -> None:
         """The runtime is deleting the sandbox (called under its lock, before the DEL):
@@ -158,6 +164,7 @@ class Reconciler:
     def _forget_pod(self, key: Key) -> None:
         self._due.pop(key, None)
         self._seen.pop(key, None)
+        self._edited.discard(key)
         self._failures.pop(key, None)
         self._unpublished.discard(key)
 
@@ -201,6 +208,8 @@ class Reconciler:
             log.debug("hot-plug %s/%s: no sandbox to attach to (none added yet, or the runtime deleted it)", *key)
             return False
         cni_dir, record = found
+        with self._cond:
+            self._edited.discard(key)  # from here on this sandbox follows the annotation
         log.debug("hot-plug %s/%s: waiting for sandbox %s", key[0], key[1], record.container_id)
         try:
             with self._hold(record.container_id, cni_dir, LOCK_TIMEOUT):

@@ -147,16 +147,36 @@ def test_a_failed_reconcile_is_retried_with_a_doubling_backoff(
     assert len(scene.calls) == 4
 
 
-def test_the_sandbox_of_a_completed_add_is_recorded_and_reconciled(scene: Scene) -> None:
+def test_an_add_is_recorded_and_reconciled_when_the_pod_was_edited_before_it_finished(
+    scene: Scene, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=reconciler.__name__)
+    scene.reconciler.pod_changed("ADDED", scene.pods.put("blue"))
+    scene.reconciler.pod_changed("MODIFIED", scene.pods.put("blue,green"))  # while the sandbox is created
+    _wait(lambda: "no sandbox to attach to" in caplog.text)
     cache.write(scene.cni_dir, cache.CacheEntry(
         container_id="c9", ifname="eth0", pod_namespace="default", pod_name="web", pod_uid=UID,
     ))
-    scene.pods.put("blue")
     call = skel.CmdArgs(command="ADD", container_id="c9", ifname="eth0", args="K8S_POD_NAME=web", path=("/opt/cni",))
     scene.reconciler.sandbox_added(scene.cni_dir, call, {"cniVersion": "1.0.0"})
     scene.wait_calls(1)
+    assert scene.calls == [("c9", "blue,green")]
     [record] = records.list_records(scene.cni_dir)
     assert (record.container_id, record.cni_path, record.config) == ("c9", ["/opt/cni"], {"cniVersion": "1.0.0"})
+
+
+def test_an_add_of_a_pod_never_edited_queues_no_reconcile(scene: Scene, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger=reconciler.__name__)
+    scene.reconciler.pod_changed("ADDED", scene.pods.put("blue"))
+    _wait(lambda: "no sandbox to attach to" in caplog.text)
+    cache.write(scene.cni_dir, cache.CacheEntry(
+        container_id="c9", ifname="eth0", pod_namespace="default", pod_name="web", pod_uid=UID,
+    ))
+    call = skel.CmdArgs(command="ADD", container_id="c9", ifname="eth0", args="K8S_POD_NAME=web")
+    scene.reconciler.sandbox_added(scene.cni_dir, call, {"cniVersion": "1.0.0"})
+    scene.reconciler.pod_changed("MODIFIED", scene.pods.put("blue,red"))  # a later edit: the one reconcile
+    scene.wait_calls(1)
+    assert scene.calls == [("c9", "blue,red")]
 
 
 def test_a_failure_reports_a_warning_event_and_a_count() -> None:
