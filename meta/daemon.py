@@ -16,6 +16,11 @@ past it, error 11):
 2. a worker: at most `concurrency` requests do work at once.
 The ADD's own deadline is what is left of the request's when its work starts.
 
+Hot-plug (meta/hotplug, on unless the config says `"hotplug": false`): the pod watch feeds
+a reconciler that attaches and detaches networks when a running pod's selection changes,
+under the same per-sandbox locks (`hold_sandbox`); ADD records each sandbox for it, DEL
+tombstones it first.
+
 Lifecycle: ready (GET /readyz) once the watch caches are filled; SIGTERM or SIGINT makes
 readyz fail and new requests get 503 (the shim then waits, or DELs by itself), stops
 accepting, removes the socket, lets the requests in flight finish, and exits. All state
