@@ -16,6 +16,11 @@ past it, error 11):
 2. a worker: at most `concurrency` requests do work at once.
 The ADD's own deadline is what is left of the request's when its work starts.
 
+Hot-plug (meta/hotplug, on unless the config says `"hotplug": false`): the pod watch feeds
+a reconciler that attaches and detaches networks when a running pod's selection changes,
+under the same per-sandbox locks (`hold_sandbox`); ADD records each sandbox for it, DEL
+tombstones it first.
+
 Lifecycle: ready (GET /readyz) once the watch caches are filled; SIGTERM or SIGINT makes
 readyz fail and new requests get 503 (the shim then waits, or DELs by itself), stops
 accepting, removes the socket, lets the requests in flight finish, and exits. All state
@@ -41,6 +46,7 @@ from cni import invoke, skel, store, version
 from cni.errors import CniError, Code
 from meta import config, daemon_config, daemon_lock, daemon_server, daemon_source, metrics, plugin, shim
 from meta.daemon_config import DaemonConfig, DaemonConfigError
+from meta.hotplug import reconciler as hotplug_reconciler
 from meta.node import hostpath
 from meta.source import SourceError
 
@@ -67,6 +73,7 @@ class Daemon:
         self._workers = threading.BoundedSemaphore(conf.concurrency)
         self._sandboxes = _SandboxLocks()
         self._accepting = True
+        self.hotplug: hotplug_reconciler.Reconciler | None = None  # meta/hotplug, set by start()
 
     @property
     def accepting(self) -> bool:
@@ -122,11 +129,16 @@ class Daemon:
             with self._admitted(args, conf, started + conf.add_timeout) as remaining:
                 conf = conf.model_copy(update={"add_timeout": remaining})
                 factory = self.sources.for_request(conf, pod_uid=args.cni_args.get("K8S_POD_UID", ""))
-                return plugin.add(conf, args, source_factory=factory)
+                result = plugin.add(conf, args, source_factory=factory)
+                if self.hotplug is not None:
+                    self.hotplug.sandbox_added(conf.cni_dir, args, json.loads(args.stdin))
+                return result
 
         def delete(args: skel.CmdArgs) -> None:
             conf = config.load_meta_conf(args.stdin)
             with self._admitted(args, conf, started + conf.add_timeout):
+                if self.hotplug is not None:  # from now on nothing attaches to this sandbox
+                    self.hotplug.sandbox_deleted(conf.cni_dir, args.container_id, args.ifname)
                 plugin.delete(conf, args)
 
         def check(args: skel.CmdArgs) -> None:
@@ -150,6 +162,16 @@ class Daemon:
                 )
 
         return skel.Plugin(add=add, delete=delete, check=check, status=status, gc=gc, about="netplex")
+
+    @contextlib.contextmanager
+    def hold_sandbox(self, container_id: str, cni_dir: str, timeout: float) -> Iterator[None]:
+        """The sandbox's locks, as a CNI request takes them (hot-plug's way in)."""
+        deadline = self._clock() + timeout
+        with (
+            self._sandboxes.hold(container_id, timeout),
+            daemon_lock.sandbox_lock(cni_dir, container_id, deadline=deadline),
+        ):
+            yield
 
     @contextlib.contextmanager
     def _admitted(self, args: skel.CmdArgs, conf: config.MetaConf, deadline: float) -> Iterator[float]:
@@ -220,6 +242,8 @@ class Running:
         log.info("netplex daemon: shutting down; finishing the requests in flight")
         self.daemon.stop_accepting()
         self.server.close()
+        if self.daemon.hotplug is not None:
+            self.daemon.hotplug.stop()
         self.daemon.sources.stop()
         self.meters.close()
         invoke.set_exec_root("")
@@ -252,6 +276,8 @@ def start(conf: DaemonConfig, *, watch_timeout: int = 300) -> Running:
     meters.time_delegates()
     invoke.set_exec_root(conf.chroot_dir)  # exec'd delegates see the node's files (Multus's chrootDir)
     _warm_up()
+    if conf.hotplug and isinstance(sources, daemon_source.KubeSources):
+        daemon.hotplug = _start_hotplug(conf, daemon, sources)
     sources.start()
     server.start()
     log.info(
@@ -288,6 +314,21 @@ def main(argv: list[str]) -> int:
         pass
     running.stop()
     return 0
+
+
+def _start_hotplug(
+    conf: DaemonConfig, daemon: Daemon, sources: daemon_source.KubeSources
+) -> hotplug_reconciler.Reconciler:
+    """meta/hotplug on the pod watch, with the daemon's locks, metrics and event sink."""
+    cni_dir = conf.meta.get("cniDir") or config.DEFAULT_CNI_DIR
+    source = daemon_source.CachedSource(sources.kube, pods=sources.pods, attachments=sources.attachments)
+    reconciler = hotplug_reconciler.Reconciler(
+        cni_dir=str(cni_dir), pods=sources.pods, source=source, hold=daemon.hold_sandbox,
+        sink=getattr(daemon, "events", None), count=daemon.meters.count_hotplug,
+    )
+    reconciler.start()
+    sources.pods.subscribe(reconciler.pod_changed)
+    return reconciler
 
 
 def _warm_up() -> None:

@@ -12,6 +12,7 @@ shim sends on stdin as Multus's daemon config does, plus the daemon's keys:
   chrootDir       run the delegates that are exec'd (not built in) chrooted into this
                   directory, the node's / as mounted here, as Multus's thick daemon does;
                   empty: no chroot (default)
+  hotplug         attach/detach networks when a running pod's selection changes (default true)
 
 Where the networks come from is decided once, at start (`source_mode`): the kubeconfig
 when the file names one, else the pod's service account when the daemon runs in a pod
@@ -54,6 +55,7 @@ class DaemonConfig:
     meta: Mapping[str, Any]  # the meta-plugin keys, merged over every request's config
     host_root: str = ""
     chroot_dir: str = ""
+    hotplug: bool = True  # meta/hotplug: follow selection edits on running pods
 
     @property
     def kubeconfig(self) -> str:
@@ -109,12 +111,16 @@ def parse(doc: Mapping[str, Any], *, environ: Mapping[str, str], where: str = "c
         except ValueError as exc:
             raise DaemonConfigError(f"{where}: {exc}") from exc
     node_view = {key: _directory(doc, key, where=where) for key in NODE_VIEW_KEYS}
+    hotplug = doc.get("hotplug", True)
+    if not isinstance(hotplug, bool):
+        raise DaemonConfigError(f"{where}: hotplug: want true or false")
     meta = {key: value for key, value in doc.items() if key not in shim.DAEMON_ONLY_KEYS and key not in node_view}
     meta.pop("daemonSocket", None)
+    meta.pop("hotplug", None)
     config = DaemonConfig(
         socket_path=socket_path, node_name=node_name, concurrency=concurrency,
         metrics_address=metrics_address, meta=meta, host_root=node_view["hostRoot"],
-        chroot_dir=node_view["chrootDir"],
+        chroot_dir=node_view["chrootDir"], hotplug=hotplug,
     )
     if config.source_mode(environ) != "local" and not node_name:
         raise DaemonConfigError(f"{where}: nodeName: required with Kubernetes (or set ${NODE_NAME_ENV})")

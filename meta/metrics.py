@@ -13,6 +13,7 @@ Exported series (all prefixed `netplex_`):
   api_requests_total{verb}                    requests to the Kubernetes API server
   inflight_requests                           CNI requests being served or waiting
   cache_objects{cache}                        objects held by each watch cache
+  hotplug_operations_total{action,outcome}    hot-plug adds/removes on running pods, ok or failed
 
 Delegate timing needs a hook in `cni.invoke` that does not exist yet: until it does,
 `time_delegates()` wraps `cni.invoke.invoke` for the life of the daemon process (and puts
@@ -51,6 +52,9 @@ class Metrics:
 
     def watch_cache_size(self, cache: str, size: Callable[[], int]) -> None:
         """Report `size()` as the object count of watch cache `cache`."""
+
+    def count_hotplug(self, action: str, outcome: str) -> None:
+        """One hot-plug step on a running pod (action add/remove/resolve, outcome ok/failed)."""
 
     def time_delegates(self) -> None:
         """Start timing every delegate call in this process."""
@@ -94,6 +98,10 @@ class PrometheusMetrics(Metrics):
         self._caches = prom.Gauge(
             "netplex_cache_objects", "objects held by each watch cache", ["cache"], registry=self.registry,
         )
+        self._hotplug = prom.Counter(
+            "netplex_hotplug_operations", "hot-plug steps on running pods, by action and outcome",
+            ["action", "outcome"], registry=self.registry,
+        )
         self._undo: Callable[[], None] | None = None
         self._server, self._thread = prom.start_http_server(port, addr=host, registry=self.registry)
 
@@ -122,6 +130,9 @@ class PrometheusMetrics(Metrics):
 
     def watch_cache_size(self, cache: str, size: Callable[[], int]) -> None:
         self._caches.labels(cache).set_function(lambda: float(size()))
+
+    def count_hotplug(self, action: str, outcome: str) -> None:
+        self._hotplug.labels(action, outcome).inc()
 
     def time_delegates(self) -> None:
         if self._undo is None:

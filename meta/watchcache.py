@@ -13,6 +13,8 @@ Readers get `None` for an object the cache does not hold; deciding what a miss m
 (one live GET) is the caller's business (meta/daemon_source.py). This module knows
 nothing of Kubernetes' client: the list and watch functions are parameters, and the
 events they yield are the `WatchEvent`s defined here (meta/k8s.py produces them).
+`subscribe()` registers a callback the watch thread calls after applying each event
+(with its type) and for every object of each list (type "LISTED"), e.g. hot-plug's.
 Standard library only."""
 
 from __future__ import annotations
@@ -93,6 +95,11 @@ class WatchCache(Generic[T]):
         self._thread: threading.Thread | None = None
         self.version = ""
         self.last_error = ""
+        self._subscribers: list[Callable[[str, T], None]] = []
+
+    def subscribe(self, callback: Callable[[str, T], None]) -> None:
+        """Call `callback(type, obj)` from the watch thread for each change (keep it quick)."""
+        self._subscribers.append(callback)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -203,6 +210,8 @@ class WatchCache(Generic[T]):
             self._list_ok = True
             self._relist_cond.notify_all()
         self._synced.set()
+        for obj in objects:
+            self._notify("LISTED", obj)
         log.debug("watch cache %s: listed %d at resourceVersion %s", self.name, len(objects), version)
 
     def _watch(self) -> None:
@@ -231,6 +240,15 @@ class WatchCache(Generic[T]):
                         self._objects[key] = event.obj
                 if event.resource_version:
                     self.version = event.resource_version
+            if event.obj is not None:
+                self._notify(event.type, event.obj)
+
+    def _notify(self, event_type: str, obj: T) -> None:
+        for callback in self._subscribers:
+            try:
+                callback(event_type, obj)
+            except Exception:  # a subscriber's bug must not break the cache
+                log.exception("watch cache %s: a subscriber failed on %s", self.name, event_type)
 
     def _interrupt(self) -> None:
         """End the current watch (called with the lock held)."""

@@ -183,6 +183,19 @@ class ApiDouble:
         }
         return self._put(PODS, obj, "ADDED")
 
+    def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str | None]) -> dict[str, Any]:
+        """Set (None: remove) annotations of a stored pod, as `kubectl annotate` does: one
+        MODIFIED event."""
+        with self._cond:
+            obj = copy.deepcopy(self._objects[PODS][(namespace, name)])
+        current = obj["metadata"].setdefault("annotations", {})
+        for key, value in annotations.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        return self._put(PODS, obj, "MODIFIED")
+
     def delete_pod(self, namespace: str, name: str) -> None:
         self._delete(PODS, namespace, name)
 
