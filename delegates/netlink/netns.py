@@ -4,7 +4,8 @@ Entering is per thread. `call(path, fn)` starts a short-lived worker thread that
 `setns(fd, CLONE_NEWNET)`, runs `fn` and ends, so the caller's thread never changes
 namespace and nothing is left in a pool half-entered. `run(path, fn)` does the same and
 hands `fn` an `IPRoute` opened inside that thread: pyroute2 0.9 binds a sync `IPRoute`'s
-socket to the thread that uses it, so the socket must never leave the worker.
+socket to the thread that uses it, so the socket must never leave the worker. The hot
+operations use neither: `_conn` opens one raw netlink socket per namespace per request.
 
 No helper process is forked per operation (unlike `IPRoute(netns=...)`). Nothing here
 knows about CNI.
@@ -21,11 +22,12 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
-
-from pyroute2 import IPRoute
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from delegates.netlink.errors import NetnsNotFound
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 __all__ = ["RUN_DIR", "call", "create", "exists", "opened", "path_for", "remove", "run", "unique_name"]
 
@@ -146,6 +148,8 @@ def run(path: str | None, fn: Callable[[IPRoute], T]) -> T:
 
     The `IPRoute` lives and dies in the worker; `fn` must not keep it.
     """
+
+    from pyroute2 import IPRoute  # only the operations still on pyroute2 come here
 
     def with_iproute() -> T:
         ipr = IPRoute()
