@@ -54,6 +54,9 @@ class CacheEntry(BaseModel):
     pod_name: str = Field("", alias="podName")
     pod_uid: str = Field("", alias="podUID")
     cni_version: str = Field("", alias="cniVersion")
+    # The interface group every link this invocation creates joins (0: none, an older
+    # cache): DEL removes them in one RTM_DELLINK before the delegates' own DELs.
+    interface_group: int = Field(0, alias="interfaceGroup")
     attachments: list[CachedAttachment] = []
 
     @property

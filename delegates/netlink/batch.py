@@ -19,15 +19,16 @@ from collections.abc import Iterator
 
 __all__ = ["current", "grouped", "new_group"]
 
-# Interface groups are u32; 0 is every link's default. netplex's ids have the top bit
-# set, so they never meet a small group an administrator uses (`ip link set group 5`).
-_BASE = 0x8000_0000
+# Interface groups are u32; 0 is every link's default. netplex's ids have bit 30 set (and
+# bit 31 clear, which `ip` would print as a negative number), so they never meet a small
+# group an administrator uses (`ip link set group 5`).
+_BASE = 0x4000_0000
 _CURRENT: contextvars.ContextVar[int] = contextvars.ContextVar("netplex_interface_group", default=0)
 
 
 def new_group() -> int:
-    """A fresh group id for one invocation (31 random bits, top bit set)."""
-    return _BASE | secrets.randbits(31)
+    """A fresh group id for one invocation: 30 random bits, bit 30 set."""
+    return _BASE | secrets.randbits(30)
 
 
 def current() -> int:
