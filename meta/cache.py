@@ -104,6 +104,8 @@ def read(cni_dir: str, container_id: str, ifname: str) -> CacheEntry | None:
     except ValueError as exc:  # not JSON (UnicodeDecodeError is a ValueError too)
         raise CniError(Code.DECODING_FAILURE, f"cache {path!r} is not valid JSON", str(exc)) from exc
     if doc is None:
+        if os.path.exists(path):  # empty or cut short (a power loss): nothing recorded (cni.store)
+            store.remove(path)
         return None
     try:
         entry = CacheEntry.model_validate(doc)
