@@ -92,10 +92,10 @@ def using(netns: str | None) -> Iterator[Conn]:
         finally:
             conn.close()
         return
-    conn = conns.get(netns)
-    if conn is None:
-        conn = conns[netns] = _open(netns)
-    yield conn
+    shared = conns.get(netns)
+    if shared is None:
+        shared = conns[netns] = _open(netns)
+    yield shared
 
 
 @contextlib.contextmanager

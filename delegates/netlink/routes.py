@@ -121,7 +121,7 @@ def _request(conn: _conn.Conn, route: Route, *, command: str, op: str) -> tuple[
     if route.gw is not None:
         body += c.ip(c.RTA_GATEWAY, str(route.gw), _family(route.gw))
     if route.ifname is not None:
-        body += c.u32(c.RTA_OIF, addrs._index(conn, route.ifname, op=op))  # noqa: SLF001 - one package
+        body += c.u32(c.RTA_OIF, addrs._index(conn, route.ifname, op=op))
     if route.metric is not None:
         body += c.u32(c.RTA_PRIORITY, route.metric)
     if route.src is not None:

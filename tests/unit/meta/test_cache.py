@@ -121,7 +121,9 @@ def test_write_refuses_an_entry_with_a_bad_container_id(tmp_path: Path) -> None:
     assert list(tmp_path.rglob("*.json")) == []
 
 
-@pytest.mark.parametrize("torn", [b"", b"\0" * 64, b'{"containerID": "c1"', b'{"containerID": "c1", "attachments": [{"net'])
+@pytest.mark.parametrize(
+    "torn", [b"", b"\0" * 64, b'{"containerID": "c1"', b'{"containerID": "c1", "attachments": [{"net']
+)
 def test_an_empty_or_cut_short_file_records_nothing_and_goes(tmp_path: Path, torn: bytes) -> None:
     path = Path(cache.path_for(str(tmp_path), "c1", "eth0"))
     path.parent.mkdir(parents=True)
