@@ -108,7 +108,8 @@ def session() -> Iterator[None]:
     conns: dict[str | None, Conn] = {}
     token = _SESSION.set(conns)
     try:
-        yield
+        with _netns.workers():  # sysctls and socket opening: one thread per namespace
+            yield
     finally:
         _SESSION.reset(token)
         for conn in conns.values():

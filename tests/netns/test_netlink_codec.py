@@ -193,3 +193,19 @@ def test_a_missing_namespace_is_netns_not_found_through_the_codec_too() -> None:
     with pytest.raises(errors.NetnsNotFound):
         links.set_up("/run/netns/npt-missing-0000", "lo")
     assert links.delete_if_exists("/run/netns/npt-missing-0000", "eth0") is False
+
+
+def test_a_session_runs_a_namespaces_calls_in_one_thread_that_ends_with_it(container_ns: str) -> None:
+    import threading
+
+    with _conn.session():
+        first = netns.call(container_ns, threading.get_ident)
+        assert netns.call(container_ns, threading.get_ident) == first
+        inode = netns.call(container_ns, lambda: os.stat("/proc/thread-self/ns/net").st_ino)
+        assert inode == os.stat(container_ns).st_ino
+        with pytest.raises(ValueError, match="boom"):
+            netns.call(container_ns, lambda: int("boom"))
+        assert netns.call(container_ns, threading.get_ident) == first  # a failed call leaves it serving
+    assert all(thread.ident != first for thread in threading.enumerate())
+    with pytest.raises(netns.NetnsNotFound), _conn.session():
+        netns.call("/run/netns/npt-missing-0000", lambda: None)
