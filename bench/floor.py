@@ -110,3 +110,67 @@ def delete_group(*, netns_path: str, group: int = GROUP) -> float:
     started = time.perf_counter()
     netns.run(netns_path, lambda pod_ipr: pod_ipr.link("del", index=0, group=group))
     return time.perf_counter() - started
+
+
+# -- the kernel floor: the same operations as raw netlink messages -------------------------
+
+
+def add_raw(nets: list[Net], *, pod: int, netns_path: str, group: int = 0) -> float:
+    """ADD as `add`, but each operation one hand-built rtnetlink message on one socket per
+    namespace (delegates.netlink._codec): what the kernel costs, with no library around it."""
+    import socket
+
+    from delegates.netlink import _codec as c
+    from delegates.netlink import _conn
+
+    flags = c.NLM_F_CREATE | c.NLM_F_EXCL | c.NLM_F_ACK
+    extra = c.u32(c.IFLA_GROUP, group) if group else b""
+    started = time.perf_counter()
+    with _conn.session(), netns.opened(netns_path) as pod_fd, _conn.using(None) as node:
+        for index, net in enumerate(nets):
+            if net.kind == "bridge":
+                name = host_name(pod, index)
+                peer = c.ifinfo() + c.string(c.IFLA_IFNAME, net.ifname) + c.u32(c.IFLA_NET_NS_FD, pod_fd) + extra
+                info = c.nested(c.IFLA_LINKINFO, [c.string(c.IFLA_INFO_KIND, "veth"),
+                                                  c.attr(c.IFLA_INFO_DATA, c.attr(c.VETH_INFO_PEER, peer))])
+                node.request(c.RTM_NEWLINK, flags, c.ifinfo() + c.string(c.IFLA_IFNAME, name) + extra + info)
+                master = _raw_index(node, net.master)
+                node.request(c.RTM_SETLINK, c.NLM_F_ACK, c.ifinfo(flags=1, change=1) + c.string(c.IFLA_IFNAME, name)
+                             + c.u32(c.IFLA_MASTER, master))
+            else:
+                info = c.nested(c.IFLA_LINKINFO, [c.string(c.IFLA_INFO_KIND, "macvlan"),
+                                                  c.attr(c.IFLA_INFO_DATA, c.u32(c.IFLA_MACVLAN_MODE, 4))])
+                body = c.ifinfo() + c.string(c.IFLA_IFNAME, net.ifname) + extra
+                body += c.u32(c.IFLA_LINK, _raw_index(node, net.master)) + c.u32(c.IFLA_NET_NS_FD, pod_fd) + info
+                node.request(c.RTM_NEWLINK, flags, body)
+        with _conn.using(netns_path) as inside:
+            for net in nets:
+                link = _raw_index(inside, net.ifname)
+                prefix = ipaddress.ip_network(net.subnet).prefixlen
+                ip = address(net, pod)
+                inside.request(c.RTM_NEWADDR, flags, c.ifaddr(family=socket.AF_INET, prefixlen=prefix, index=link)
+                               + c.ip(c.IFA_LOCAL, ip, socket.AF_INET) + c.ip(c.IFA_ADDRESS, ip, socket.AF_INET))
+                inside.request(c.RTM_SETLINK, c.NLM_F_ACK, c.ifinfo(index=link, flags=1, change=1))
+                if net.gateway:
+                    body = c.rtmsg(family=socket.AF_INET, dst_len=0, table=254, proto=3, scope=0, kind=1)
+                    body += c.ip(c.RTA_GATEWAY, net.gateway, socket.AF_INET) + c.u32(c.RTA_OIF, link)
+                    inside.request(c.RTM_NEWROUTE, flags, body)
+    return time.perf_counter() - started
+
+
+def _raw_index(conn: object, name: str) -> int:
+    from delegates.netlink import _codec as c
+
+    answers = conn.request(c.RTM_GETLINK, 0, c.ifinfo() + c.string(c.IFLA_IFNAME, name))  # type: ignore[attr-defined]
+    return c.decode_ifinfo(answers[0])[0]
+
+
+def delete_group_raw(*, netns_path: str, group: int = GROUP) -> float:
+    """DEL in one batch as one hand-built RTM_DELLINK on a socket opened in the pod."""
+    from delegates.netlink import _codec as c
+    from delegates.netlink import _conn
+
+    started = time.perf_counter()
+    with _conn.using(netns_path) as inside:
+        inside.request(c.RTM_DELLINK, c.NLM_F_ACK, c.ifinfo() + c.u32(c.IFLA_GROUP, group))
+    return time.perf_counter() - started

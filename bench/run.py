@@ -55,12 +55,17 @@ current-context: double
 users: [{{name: netplex, user: {{}}}}]
 """
 TARGETS = {
-    "daemon ADD / floor ADD": 1.5,
-    "daemon DEL / floor DEL (one by one)": 1.5,
+    "daemon ADD / floor ADD": 1.3,
+    "daemon DEL / floor DEL (one by one)": 0.5,
+    "thin ADD / floor ADD": 10.0,
     "shim overhead ms": 15.0,
+    "daemon CPU ms per ADD (20 pods at once)": 20.0,
     "daemon peak RSS MiB": 100.0,
     "daemon API requests per ADD": 1.0,
 }
+THROUGHPUT_TARGET = 40.0  # pods/s, 20 at once (2x what 20 parallel execs of a Go meta-plugin reach here)
+EXTRA_NETWORKS = ("blue", "green", "red", "n4", "n5", "n6")  # per-network cost at 1, 3 and 6 of them
+PER_NETWORK_COUNTS = (1, 3, 6)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +134,8 @@ class Bench:
         self._nad("default", "blue", "bridge", "npbb0", "10.101.0.0/16")
         self._nad("default", "green", "bridge", "npbg0", "10.102.0.0/16")
         self._nad("default", "red", "macvlan", self.uplink, "10.103.0.0/16")
+        for index, name in enumerate(EXTRA_NETWORKS[3:], start=4):
+            self._nad("default", name, "bridge", f"npb{index}0", f"10.10{index}.0.0/16")
         self.daemon: subprocess.Popen[bytes] | None = None
         self.pods = 0
 
@@ -149,13 +156,13 @@ class Bench:
             doc["daemonSocket"] = self.socket
         return doc
 
-    def new_pod(self) -> tuple[str, str, str]:
-        """(name, netns path, container ID) of a fresh pod asking for blue, green and red."""
+    def new_pod(self, networks: str = "blue,green,red") -> tuple[str, str, str]:
+        """(name, netns path, container ID) of a fresh pod asking for `networks`."""
         from delegates.netlink import netns
 
         self.pods += 1
         name = f"pod{self.pods}"
-        self.api.add_pod("default", name, annotations={"k8s.v1.cni.cncf.io/networks": "blue,green,red"},
+        self.api.add_pod("default", name, annotations={"k8s.v1.cni.cncf.io/networks": networks},
                          node_name=NODE_NAME)
         path = netns.create(f"npbench-{self.tag}-{self.pods}")
         return name, path, f"c{uuid.uuid4().hex}"
@@ -186,6 +193,13 @@ class Bench:
         )
         if not shim.Client(self.socket, timeout=5).wait_ready(30):
             raise RuntimeError(f"the daemon did not become ready; see {self.scratch / 'daemon.log'}")
+
+    def daemon_cpu(self) -> float:
+        """CPU seconds (user + system) the daemon has used so far; 0 without a daemon."""
+        if self.daemon is None:
+            return 0.0
+        fields = Path(f"/proc/{self.daemon.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def sync(self) -> None:
         from meta import shim
@@ -254,6 +268,7 @@ def _inside(node: str, scratch: Path, *, rounds: int) -> int:
         figures["thin"] = _latency(bench, rounds, daemon=False)
         bench.start_daemon()
         figures["daemon"] = _latency(bench, rounds, daemon=True)
+        figures["per_network"] = _per_network(bench, rounds)
         figures["shim_overhead_ms"] = _shim_overhead(bench, rounds)
         figures["throughput"] = {
             "thin": _throughput(bench, daemon=False),
@@ -284,7 +299,7 @@ def _floor(bench: Bench, rounds: int) -> dict[str, Any]:
         floor.Net("net3", "macvlan", bench.uplink, "10.113.0.0/16"),
     ]
     floor.ensure_bridges(nets)
-    adds, dels, grouped_adds, grouped_dels = [], [], [], []
+    adds, dels, grouped_adds, grouped_dels, raw_adds, raw_dels = [], [], [], [], [], []
     for index in range(rounds + WARMUP):
         path = netns.create(f"npbench-{bench.tag}-f{index}")
         try:
@@ -292,6 +307,8 @@ def _floor(bench: Bench, rounds: int) -> dict[str, Any]:
             delete = floor.delete_one_by_one(nets, pod=index, netns_path=path)
             grouped_add = floor.add(nets, pod=index, netns_path=path, group=floor.GROUP)
             grouped_delete = floor.delete_group(netns_path=path)
+            raw_add = floor.add_raw(nets, pod=index, netns_path=path, group=floor.GROUP)
+            raw_delete = floor.delete_group_raw(netns_path=path)
         finally:
             netns.remove(os.path.basename(path))
         if index >= WARMUP:
@@ -299,18 +316,22 @@ def _floor(bench: Bench, rounds: int) -> dict[str, Any]:
             dels.append(delete)
             grouped_adds.append(grouped_add)
             grouped_dels.append(grouped_delete)
+            raw_adds.append(raw_add)
+            raw_dels.append(raw_delete)
     return {"add": _stats(adds), "del": _stats(dels), "add_grouped": _stats(grouped_adds),
-            "del_grouped": _stats(grouped_dels)}
+            "del_grouped": _stats(grouped_dels), "add_kernel": _stats(raw_adds), "del_kernel": _stats(raw_dels)}
 
 
 def _latency(bench: Bench, rounds: int, *, daemon: bool) -> dict[str, Any]:
-    adds, dels, rss, api_reads, api_writes = [], [], [], [], []
+    adds, dels, rss, api_reads, api_writes, cpu = [], [], [], [], [], []
     for index in range(rounds + WARMUP):
         pod = bench.new_pod()
         if daemon:
             bench.sync()  # the pod is in the watch cache, as it is when kubelet calls
         bench.api.clear_requests()
+        cpu_before = bench.daemon_cpu()
         add_s, add_rc, add_doc, add_rss = bench.call("ADD", daemon=daemon, pod=pod)
+        cpu.append(bench.daemon_cpu() - cpu_before)
         requests = [r for r in bench.api.requests if r.query.get("watch", [""])[0] not in ("1", "true")]
         if add_rc != 0:
             raise RuntimeError(f"ADD failed: {add_doc}")
@@ -326,7 +347,30 @@ def _latency(bench: Bench, rounds: int, *, daemon: bool) -> dict[str, Any]:
     return {
         "add": _stats(adds), "del": _stats(dels), "process_peak_rss_mib": max(rss) / 1024,
         "api_reads_per_add": statistics.mean(api_reads), "api_writes_per_add": statistics.mean(api_writes),
+        "daemon_cpu_ms_per_add": statistics.median(cpu[WARMUP:]) * 1000 if daemon else 0.0,
     }
+
+
+def _per_network(bench: Bench, rounds: int) -> dict[str, Any]:
+    """Daemon ADD latency of a pod with 1, 3 and 6 networks besides the cluster network."""
+    found: dict[str, Any] = {}
+    for count in PER_NETWORK_COUNTS:
+        adds = []
+        for index in range(rounds + WARMUP):
+            pod = bench.new_pod(",".join(EXTRA_NETWORKS[:count]))
+            bench.sync()
+            add_s, add_rc, add_doc, _ = bench.call("ADD", daemon=True, pod=pod)
+            if add_rc != 0:
+                raise RuntimeError(f"ADD failed: {add_doc}")
+            _, del_rc, del_doc, _ = bench.call("DEL", daemon=True, pod=pod)
+            if del_rc != 0:
+                raise RuntimeError(f"DEL failed: {del_doc}")
+            if index >= WARMUP:
+                adds.append(add_s)
+        found[str(count)] = _stats(adds)
+    low, high = PER_NETWORK_COUNTS[0], PER_NETWORK_COUNTS[-1]
+    found["ms_per_network"] = (found[str(high)]["median_ms"] - found[str(low)]["median_ms"]) / (high - low)
+    return found
 
 
 def _shim_overhead(bench: Bench, rounds: int) -> dict[str, float]:
@@ -353,11 +397,14 @@ def _throughput(bench: Bench, *, daemon: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with concurrent.futures.ThreadPoolExecutor(THROUGHPUT_PODS) as pool:
         for command in ("ADD", "DEL"):
+            cpu_before = bench.daemon_cpu()
             started = time.perf_counter()
             answers = list(pool.map(lambda pod, c=command: bench.call(c, daemon=daemon, pod=pod), pods))
             elapsed = time.perf_counter() - started
+            cpu_ms = (bench.daemon_cpu() - cpu_before) * 1000 / len(pods)
             failures = [doc for _, code, doc, _ in answers if code != 0]
-            results[command] = {"seconds": elapsed, "pods_per_s": len(pods) / elapsed, "failures": len(failures)}
+            results[command] = {"seconds": elapsed, "pods_per_s": len(pods) / elapsed, "failures": len(failures),
+                                "daemon_cpu_ms_per_pod": cpu_ms}
             if failures:
                 results[command]["first_failure"] = failures[0]
     results["failures"] = results["ADD"]["failures"] + results["DEL"]["failures"]
@@ -402,12 +449,17 @@ def table(figures: dict[str, Any]) -> str:
         lines.append(f"| {name} | {median:.1f} | {p90:.1f} | {median / base:.2f}x |")
 
     row("floor ADD (pyroute2, one process)", figures["floor"]["add"], floor_add)
+    row("kernel floor ADD (raw netlink messages)", figures["floor"]["add_kernel"], floor_add)
     row("floor DEL, one link at a time", figures["floor"]["del"], floor_del)
     row("floor DEL, one interface-group batch", figures["floor"]["del_grouped"], floor_del)
+    row("kernel floor DEL, group (raw message)", figures["floor"]["del_kernel"], floor_del)
     row("thin ADD", figures["thin"]["add"], floor_add)
     row("thin DEL", figures["thin"]["del"], floor_del)
     row("daemon ADD (shim + daemon)", figures["daemon"]["add"], floor_add)
-    row("daemon DEL (shim + daemon)", figures["daemon"]["del"], floor_del)
+    row("daemon DEL (shim + daemon, by group)", figures["daemon"]["del"], floor_del)
+    per = figures["per_network"]
+    for count in PER_NETWORK_COUNTS:
+        row(f"daemon ADD, cluster network + {count} more", per[str(count)], floor_add)
     shim = figures["shim_overhead_ms"]
     rss = figures["daemon_rss_mib"]
     lines += [
@@ -429,6 +481,12 @@ def table(figures: dict[str, Any]) -> str:
         f"| peak RSS of the process the runtime execs (MiB) | {figures['thin']['process_peak_rss_mib']:.1f} | "
         f"{figures['daemon']['process_peak_rss_mib']:.1f} (shim) |",
         f"| daemon peak RSS after {THROUGHPUT_PODS} pods in flight (MiB) | - | {rss['peak']:.1f} |",
+        f"| daemon CPU per ADD, one at a time / {THROUGHPUT_PODS} at once (ms) | - | "
+        f"{figures['daemon']['daemon_cpu_ms_per_add']:.1f} / "
+        f"{figures['throughput']['daemon']['ADD']['daemon_cpu_ms_per_pod']:.1f} |",
+        "",
+        f"each network beyond the first costs a daemon ADD {per['ms_per_network']:.1f} ms "
+        f"(from {PER_NETWORK_COUNTS[0]} to {PER_NETWORK_COUNTS[-1]} extra networks)",
         "",
         f"shim overhead: a STATUS round trip through the shim takes {shim['status_round_trip']:.1f} ms "
         f"(of which {shim['python_start']:.1f} ms is a bare `python -I -S` start)",
@@ -438,7 +496,9 @@ def table(figures: dict[str, Any]) -> str:
     checks = {
         "daemon ADD / floor ADD": figures["daemon"]["add"]["median_ms"] / floor_add,
         "daemon DEL / floor DEL (one by one)": figures["daemon"]["del"]["median_ms"] / floor_del,
+        "thin ADD / floor ADD": figures["thin"]["add"]["median_ms"] / floor_add,
         "shim overhead ms": shim["status_round_trip"],
+        "daemon CPU ms per ADD (20 pods at once)": figures["throughput"]["daemon"]["ADD"]["daemon_cpu_ms_per_pod"],
         "daemon peak RSS MiB": rss["peak"],
         "daemon API requests per ADD": figures["daemon"]["api_reads_per_add"] + figures["daemon"]["api_writes_per_add"],
     }
@@ -446,6 +506,9 @@ def table(figures: dict[str, Any]) -> str:
         target = TARGETS[name]
         verdict = "met" if value <= target else "MISSED"
         lines.append(f"- {name}: {value:.2f} (target <= {target:g}): {verdict}")
+    pods_per_s = figures["throughput"]["daemon"]["ADD"]["pods_per_s"]
+    verdict = "met" if pods_per_s >= THROUGHPUT_TARGET else "MISSED"
+    lines.append(f"- daemon ADD throughput pods/s: {pods_per_s:.1f} (target >= {THROUGHPUT_TARGET:g}): {verdict}")
     for mode in ("thin", "daemon"):
         leaks = figures["throughput"][mode]["leaks"]
         if leaks:

@@ -14,7 +14,8 @@ from cni.config import Conflist
 from cni.errors import CniError, Code, MultiError
 from cni.invoke import Builtins
 from cni.result import Result
-from meta import cache
+from delegates.netlink import scope
+from meta import cache, groupdel
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,20 @@ def add_all(
 ) -> list[Result]:
     """ADD every attachment in order; on any failure DEL those already made (and the one
     that failed, which may have left part of itself), in reverse, then raise."""
+    with scope.invocation(entry.interface_group):
+        return _add_each(entry, args, cni_dir=cni_dir, builtins=builtins, deadline=deadline,
+                         delegate_timeout=delegate_timeout)
+
+
+def _add_each(
+    entry: cache.CacheEntry,
+    args: skel.CmdArgs,
+    *,
+    cni_dir: str,
+    builtins: Builtins | None,
+    deadline: float,
+    delegate_timeout: float,
+) -> list[Result]:
     results: list[Result] = []
     for index, attachment in enumerate(entry.attachments):
         try:
@@ -66,6 +81,19 @@ def delete_all(
 ) -> None:
     """DEL every attachment in reverse, trying each even after a failure. Attachments
     whose DEL succeeded leave the cache; the cache file goes when all have."""
+    with scope.invocation():
+        groupdel.delete_links(entry, args.netns)  # one RTM_DELLINK; the delegates' DELs stay the net
+        _delete_each(entry, args, cni_dir=cni_dir, builtins=builtins, timeout=timeout)
+
+
+def _delete_each(
+    entry: cache.CacheEntry,
+    args: skel.CmdArgs,
+    *,
+    cni_dir: str,
+    builtins: Builtins | None,
+    timeout: float,
+) -> None:
     errors: list[CniError] = []
     remaining: list[cache.CachedAttachment] = []
     for attachment in reversed(entry.attachments):

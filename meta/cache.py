@@ -54,6 +54,9 @@ class CacheEntry(BaseModel):
     pod_name: str = Field("", alias="podName")
     pod_uid: str = Field("", alias="podUID")
     cni_version: str = Field("", alias="cniVersion")
+    # The interface group every link this invocation creates joins (0: none, an older
+    # cache): DEL removes them in one RTM_DELLINK before the delegates' own DELs.
+    interface_group: int = Field(0, alias="interfaceGroup")
     attachments: list[CachedAttachment] = []
 
     @property
@@ -101,6 +104,8 @@ def read(cni_dir: str, container_id: str, ifname: str) -> CacheEntry | None:
     except ValueError as exc:  # not JSON (UnicodeDecodeError is a ValueError too)
         raise CniError(Code.DECODING_FAILURE, f"cache {path!r} is not valid JSON", str(exc)) from exc
     if doc is None:
+        if os.path.exists(path):  # empty or cut short (a power loss): nothing recorded (cni.store)
+            store.remove(path)
         return None
     try:
         entry = CacheEntry.model_validate(doc)

@@ -23,7 +23,7 @@ import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 
-from meta import shim
+from meta import fastshim, rawproto, shim
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +112,14 @@ class Handler(BaseHTTPRequestHandler):
         if not self._peer_allowed():
             return
         service = self.server.service
-        if self.path not in (shim.PATH_CNI, shim.PATH_SYNC):
+        if self.path not in (shim.PATH_CNI, shim.PATH_SYNC, fastshim.PATH_RAW):
             self._send(404, {"reason": f"no such path {self.path[:100]!r}"})
             return
         if not service.accepting:
             self._send(503, {"reason": "the daemon is shutting down"})
+            return
+        if self.path == fastshim.PATH_RAW:  # the fast shim: bytes in, bytes out (i12)
+            self._answer_raw()
             return
         if self.path == shim.PATH_SYNC:
             synced = service.resync(SYNC_TIMEOUT)
@@ -127,6 +130,24 @@ class Handler(BaseHTTPRequestHandler):
             return
         exit_code, output = service.handle_cni(request)
         self._send(200, {"exitCode": exit_code, "output": output})
+
+    def _answer_raw(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        answer = None
+        if 0 < length <= MAX_BODY_BYTES:
+            answer = rawproto.handle(self.rfile.read(length), self.server.service.handle_cni)
+        if answer is None:
+            self._send(400, {"reason": "want a /cni/raw body: KEY=VALUE\\0 entries, an empty one, then stdin"})
+            return
+        exit_code, stdout = answer
+        self.send_response_only(200)
+        self.send_header(rawproto.EXIT_HEADER, str(exit_code))
+        self.send_header("Content-Length", str(len(stdout)))
+        self.end_headers()
+        self.wfile.write(stdout)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the daemon logs each CNI request itself."""

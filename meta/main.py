@@ -1,23 +1,22 @@
 """The `netplex` executable: the CNI meta-plugin when CNI_COMMAND is set, else the CLI.
 
-On the CNI path it reads stdin first and looks (with `json`, nothing else) for
-`daemonSocket`: when the config names one, the request goes to the thin shim
-(meta/shim.py), which imports the standard library only and forwards it to `netplex
-daemon`. Otherwise the standard-library skeleton answers VERSION itself and imports the
-meta-plugin only for real work. The CLI's modules are never imported on the CNI path."""
+On the CNI path it reads stdin first and peeks at it without `json` (meta.rawjson):
+VERSION gets its constant answer at once; a config naming `daemonSocket` is copied as
+bytes to `netplex daemon` and the answer copied back (meta.fastshim), with the full shim
+(meta/shim.py, standard library only) as the fallback when the daemon is not there to
+answer. Otherwise the standard-library skeleton runs and imports the meta-plugin only for
+real work. The CLI's modules are never imported on the CNI path, and all of this works
+under `python -I -S`."""
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import sys
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from cni import skel
+from meta import fastshim, rawjson
 
 MAX_STDIN_BYTES = 4 * 1024 * 1024  # as cni.skel: one byte more is read, so it can refuse
+PEEKED_KEYS = ("daemonSocket", "cniVersion", "addTimeout")
 
 
 def main() -> None:
@@ -29,21 +28,39 @@ def main() -> None:
 
 
 def _cni() -> int:
+    """The CNI path. Imports only `os`, `sys` and two import-free modules until it knows
+    the call needs more: VERSION is a constant, daemon mode copies bytes (meta.fastshim)."""
+    command = os.environ.get("CNI_COMMAND")
     try:
         raw = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
     except OSError:
         raw = None  # the skeleton reads again and reports the error
-    if raw is not None and os.environ.get("CNI_COMMAND") != "VERSION":
-        socket_path = daemon_socket(raw)
-        if socket_path:
-            from meta import shim
+    if raw is not None and len(raw) <= MAX_STDIN_BYTES:
+        peeked = rawjson.peek(raw, PEEKED_KEYS)
+        if command == "VERSION":
+            if peeked is not None:
+                return fastshim.write(fastshim.version_answer(peeked.get("cniVersion")), 0)
+        else:
+            socket_path = peeked.get("daemonSocket") if peeked is not None else daemon_socket(raw)
+            if isinstance(socket_path, str) and socket_path:
+                code = fastshim.forward(socket_path, raw, peeked, os.environ) if peeked is not None else None
+                if code is not None:
+                    return code
+                from meta import shim
 
-            return shim.run(socket_path, raw, environ=os.environ)
-        if os.environ.get("CNI_COMMAND") == "DEL" and nothing_recorded(raw):
-            return 0
+                return shim.run(socket_path, raw, environ=os.environ)
+            if command == "DEL" and nothing_recorded(raw):
+                return 0
+    import io
+
     from cni import skel
 
-    return skel.run(_load_plugin, stdin=io.BytesIO(raw) if raw is not None else None)
+    def load_plugin() -> skel.Plugin:
+        from meta import plugin
+
+        return plugin.PLUGIN
+
+    return skel.run(load_plugin, stdin=io.BytesIO(raw) if raw is not None else None)
 
 
 def daemon_socket(raw: bytes) -> str:
@@ -51,6 +68,8 @@ def daemon_socket(raw: bytes) -> str:
     the plugin itself reports that)."""
     if len(raw) > MAX_STDIN_BYTES:
         return ""
+    import json
+
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):
@@ -79,9 +98,3 @@ def nothing_recorded(raw: bytes) -> bool:
         return not os.path.exists(cachepath.path_for(cni_dir, args.container_id, args.ifname))
     except CniError:
         return False
-
-
-def _load_plugin() -> skel.Plugin:
-    from meta import plugin
-
-    return plugin.PLUGIN

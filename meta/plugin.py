@@ -20,6 +20,7 @@ from cni.config import Conflist
 from cni.errors import CniError, Code, MultiError
 from cni.invoke import Builtins
 from cni.result import Result
+from delegates.netlink import scope
 from meta import attach, cache, config, defaultroute, resolve, status
 from meta.model import Attachment
 from meta.source import Forbidden, NetworkAttachment, NotFound, Pod, Source, SourceError, Unavailable
@@ -113,6 +114,7 @@ def add(conf: config.MetaConf, args: skel.CmdArgs, *, source_factory: Callable[[
         container_id=args.container_id, ifname=args.ifname, netns=args.netns,
         pod_namespace=pod.namespace, pod_name=pod.name, pod_uid=pod.uid, cni_version=conf.version,
         attachments=[_cached(attachment, identity, args) for attachment in plan],
+        interface_group=scope.new_group(),  # one per invocation, never per network (i12)
     )
     cache.write(conf.cni_dir, entry)  # the intent, before any delegate runs
     delegate_call = args.replace(path=_cni_path(conf, args))
@@ -202,9 +204,15 @@ def open_source(conf: config.MetaConf) -> Source:
     """The Kubernetes API when a kubeconfig is set, else the local manifest directory.
     `meta.k8s` (and with it `kubernetes`, ~200 ms) is imported only in the first case."""
     if conf.uses_kubernetes:
-        from meta import k8s
+        from meta import kubelight
 
         try:
+            # The three verbs over http.client (i12): `kubernetes` costs ~350 ms of imports.
+            light = kubelight.from_kubeconfig(conf.kubeconfig, timeout=min(conf.delegate_timeout, 10.0))
+            if light is not None:
+                return light
+            from meta import k8s
+
             return k8s.Kube.from_kubeconfig(conf.kubeconfig, timeout=min(conf.delegate_timeout, 10.0))
         except SourceError as err:
             raise _source_error(err) from err

@@ -17,6 +17,7 @@ command -v runc >/dev/null || need+=(runc)
 command -v podman >/dev/null || need+=(podman)
 [ -x /usr/lib/cni/loopback ] || need+=(containernetworking-plugins)
 command -v nsenter >/dev/null || need+=(util-linux)
+command -v stress-ng >/dev/null || need+=(stress-ng)  # the suite under load (issue 12)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "setup: installing ${need[*]}"

@@ -10,13 +10,13 @@ Layout of `<dataDir>/<network>/`:
   file the same way, so the two plugins exclude each other).
 
 A reservation appears atomically with its content: it is written to a temporary file,
-fsync'ed, then hard-linked to its address name, which fails if the address is taken.
-The directory is not fsync'ed (the reference fsyncs nothing): a power loss is a node
-reboot that ends every pod, so a reservation whose link it undoes belonged to a dead
-sandbox (see `cni.store`); the fsync'ed data means a surviving file is never empty. The
-last-reserved hint is not fsync'ed at all: lost or empty, allocation starts over from the
-start of its range. Methods other than `locked()` expect the caller to hold the lock. No
-CNI logic here.
+then hard-linked to its address name, which fails if the address is taken. Nothing is
+fsync'ed (as the reference; the durability model is in `cni.store` and the README): kill
+-9 leaves the old or the new state, and a power loss is a node reboot that ends every
+pod, after which a reservation that lost its link or its content (an empty file) belongs
+to no valid attachment and the runtime's GC frees it. The last-reserved hint, lost or
+empty, makes allocation start over from the start of its range. Methods other than
+`locked()` expect the caller to hold the lock. No CNI logic here.
 """
 
 from __future__ import annotations
@@ -98,8 +98,6 @@ class Store:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.chmod(tmp, 0o644)
             try:
                 os.link(tmp, self._path(ip))

@@ -10,13 +10,14 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
-from delegates.netlink import _nl, errors
+from delegates.netlink import _codec as c
+from delegates.netlink import _conn, errors
 from delegates.netlink import netns as _netns
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 __all__ = ["Address", "add", "delete", "list_addrs"]
 
@@ -35,26 +36,35 @@ def add(netns: str | None, ifname: str, address: Address, *, nodad: bool = False
     at once instead of tentative for a second or two.
     """
     op = f"add address {address} to"
-
-    def apply(ipr: IPRoute) -> None:
-        index = _nl.require_index(ipr, ifname, op=op)
-        request: dict[str, Any] = {
-            "index": index,
-            "family": _family(address),
-            "address": str(address.ip),
-            "prefixlen": address.network.prefixlen,
-        }
+    family = _family(address)
+    with _conn.using(netns) as conn:
+        index = _index(conn, ifname, op=op)
+        flags = _IFA_F_NODAD if nodad and isinstance(address, ipaddress.IPv6Interface) else 0
+        body = c.ifaddr(family=family, prefixlen=address.network.prefixlen, index=index, flags=flags)
+        body += c.ip(c.IFA_LOCAL, str(address.ip), family) + c.ip(c.IFA_ADDRESS, str(address.ip), family)
         if isinstance(address, ipaddress.IPv4Interface) and address.network.prefixlen < 31:
-            request["broadcast"] = str(address.network.broadcast_address)
-        if nodad and isinstance(address, ipaddress.IPv6Interface):
-            request["flags"] = _IFA_F_NODAD
+            body += c.ip(c.IFA_BROADCAST, str(address.network.broadcast_address), family)
+        if flags:
+            body += c.u32(c.IFA_FLAGS, flags)
         try:
-            ipr.addr("add", **request)
-        except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
-                raise errors.from_errno(exc.code, op=op, target=ifname) from exc
+            conn.request(c.RTM_NEWADDR, c.NLM_F_CREATE | c.NLM_F_EXCL | c.NLM_F_ACK, body)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise _conn.failure(exc, op=op, target=ifname) from exc
 
-    _netns.run(netns, apply)
+
+def _index(conn: _conn.Conn, ifname: str, *, op: str) -> int:
+    """The ifindex of `ifname` through the request's socket; `LinkNotFound` if missing."""
+    body = c.ifinfo() + c.string(c.IFLA_IFNAME, ifname) + c.u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_SKIP_STATS)
+    try:
+        answers = conn.request(c.RTM_GETLINK, 0, body)
+    except OSError as exc:
+        if exc.errno in (errno.ENODEV, errno.EINVAL, errno.ERANGE):
+            raise errors.LinkNotFound(op, ifname) from exc
+        raise _conn.failure(exc, op=op, target=ifname) from exc
+    if not answers:
+        raise errors.LinkNotFound(op, ifname)
+    return c.decode_ifinfo(answers[0])[0]
 
 
 def list_addrs(netns: str | None, ifname: str, *, family: int | None = None, all_scopes: bool = False) -> list[Address]:
@@ -65,6 +75,8 @@ def list_addrs(netns: str | None, ifname: str, *, family: int | None = None, all
     `all_scopes` lists every address. Raises `LinkNotFound` if `ifname` does not exist.
     """
     wanted = None if family is None else _FAMILIES[family]
+
+    from delegates.netlink import _nl
 
     def read(ipr: IPRoute) -> list[Address]:
         index = _nl.require_index(ipr, ifname, op="list addresses of")
@@ -88,25 +100,20 @@ def list_addrs(netns: str | None, ifname: str, *, family: int | None = None, all
 def delete(netns: str | None, ifname: str, address: Address) -> None:
     """Remove `address` from `ifname`; an address, link or namespace already gone is success."""
     op = f"delete address {address} from"
-
-    def apply(ipr: IPRoute) -> None:
-        index = _nl.index_of(ipr, ifname)
-        if index is None:
-            return
-        try:
-            ipr.addr(
-                "del",
-                index=index,
-                family=_family(address),
-                address=str(address.ip),
-                prefixlen=address.network.prefixlen,
-            )
-        except NetlinkError as exc:
-            if exc.code not in (errno.EADDRNOTAVAIL, errno.ENODEV):
-                raise errors.from_errno(exc.code, op=op, target=ifname) from exc
-
+    family = _family(address)
     try:
-        _netns.run(netns, apply)
+        with _conn.using(netns) as conn:
+            try:
+                index = _index(conn, ifname, op=op)
+            except errors.LinkNotFound:
+                return
+            body = c.ifaddr(family=family, prefixlen=address.network.prefixlen, index=index)
+            body += c.ip(c.IFA_LOCAL, str(address.ip), family) + c.ip(c.IFA_ADDRESS, str(address.ip), family)
+            try:
+                conn.request(c.RTM_DELADDR, c.NLM_F_ACK, body)
+            except OSError as exc:
+                if exc.errno not in (errno.EADDRNOTAVAIL, errno.ENODEV):
+                    raise _conn.failure(exc, op=op, target=ifname) from exc
     except errors.NetnsNotFound:
         return
 

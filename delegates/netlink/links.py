@@ -12,21 +12,18 @@ name, no move and no rename, and a failure leaves nothing behind.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
 import hashlib
 import os
-from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from pyroute2 import IPRoute
-from pyroute2.netlink import nla
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-
-from delegates.netlink import _nl, errors
+from delegates.netlink import _codec as c
+from delegates.netlink import _conn, batch, errors
 from delegates.netlink import netns as _netns
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 __all__ = [
     "IPVLAN_FLAGS",
@@ -62,8 +59,8 @@ __all__ = [
 MACVLAN_MODES: Final = ("bridge", "private", "vepa", "passthru", "source")
 IPVLAN_MODES: Final = ("l2", "l3", "l3s")  # IPVLAN_MODE_L2 = 0, L3 = 1, L3S = 2
 IPVLAN_FLAGS: Final = ("bridge", "private", "vepa")  # 0, IPVLAN_F_PRIVATE = 1, IPVLAN_F_VEPA = 2
-# IFALIASZ is 256, but pyroute2 sends IFLA_IFALIAS NUL-terminated and the kernel counts the
-# NUL: 255 characters fail with ERANGE (iproute2, which sends no NUL, gets 255).
+# IFALIASZ is 256 and the kernel counts the NUL this layer sends (as pyroute2 did): 255
+# characters fail with ERANGE (iproute2, which sends no NUL, gets 255).
 MAX_ALIAS: Final = 254
 
 _IFF_UP = 0x1
@@ -74,22 +71,7 @@ _RTEXT_FILTER_BRVLAN = 2
 _BRIDGE_VLAN_INFO_PVID = 0x2
 _BRIDGE_VLAN_INFO_UNTAGGED = 0x4
 _BRIDGE_FLAGS_SELF = 0x2
-
-
-class _IpvlanData(nla):  # type: ignore[misc]
-    """IFLA_INFO_DATA for ipvlan; pyroute2 0.9 maps the mode but not IFLA_IPVLAN_FLAGS."""
-
-    prefix = "IFLA_"
-    nla_map = (
-        ("IFLA_IPVLAN_UNSPEC", "none"),
-        ("IFLA_IPVLAN_MODE", "uint16"),
-        ("IFLA_IPVLAN_FLAGS", "uint16"),
-    )
-
-
-# register_link_kind is pyroute2's documented hook for link kinds. It is class-wide, so it
-# is done once, at import, never while another thread may be decoding.
-ifinfmsg.ifinfo.register_link_kind(module={"ipvlan": _IpvlanData})
+_CREATE = c.NLM_F_CREATE | c.NLM_F_EXCL | c.NLM_F_ACK
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,48 +106,47 @@ class Link:
     isolated: bool | None = None
 
 
-def _to_link(msg: Any) -> Link:
-    kind = _nl.nested(msg, "IFLA_LINKINFO", "IFLA_INFO_KIND") or ""
+def _decode(payload: memoryview) -> Link:
+    """A `Link` from an RTM_NEWLINK answer (the kernel's view, as pyroute2 would read it)."""
+    index, flags, a = c.decode_ifinfo(payload)
+    info = c.attrs(a[c.IFLA_LINKINFO]) if c.IFLA_LINKINFO in a else {}
+    kind = c.as_str(info[c.IFLA_INFO_KIND]) if c.IFLA_INFO_KIND in info else ""
+    data = c.attrs(info[c.IFLA_INFO_DATA]) if c.IFLA_INFO_DATA in info else {}
     mode: str | None = None
     ipvlan_flags: str | None = None
     vlan_filtering: bool | None = None
-    if kind in {"macvlan", "macvtap"}:
-        raw = _nl.nested(msg, "IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_MACVLAN_MODE")
-        mode = None if raw is None else str(raw)
+    if kind in {"macvlan", "macvtap"} and c.IFLA_MACVLAN_MODE in data:
+        mode = c.MACVLAN_MODE_NAMES.get(c.as_u32(data[c.IFLA_MACVLAN_MODE]))
     elif kind == "ipvlan":
-        raw_mode = _nl.nested(msg, "IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_IPVLAN_MODE")
-        raw_flags = _nl.nested(msg, "IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_IPVLAN_FLAGS")
+        raw_mode = c.as_u16(data[c.IFLA_IPVLAN_MODE]) if c.IFLA_IPVLAN_MODE in data else None
+        raw_flags = c.as_u16(data[c.IFLA_IPVLAN_FLAGS]) if c.IFLA_IPVLAN_FLAGS in data else 0
         mode = _name_of(IPVLAN_MODES, raw_mode)
-        ipvlan_flags = _name_of(IPVLAN_FLAGS, raw_flags if raw_flags is not None else 0)
-    elif kind == "bridge":
-        raw = _nl.nested(msg, "IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_BR_VLAN_FILTERING")
-        vlan_filtering = bool(raw) if raw is not None else None
+        ipvlan_flags = _name_of(IPVLAN_FLAGS, raw_flags)
+    elif kind == "bridge" and c.IFLA_BR_VLAN_FILTERING in data:
+        vlan_filtering = bool(data[c.IFLA_BR_VLAN_FILTERING][0])
     hairpin: bool | None = None
     isolated: bool | None = None
-    if _nl.nested(msg, "IFLA_LINKINFO", "IFLA_INFO_SLAVE_KIND") == "bridge":
-        raw = _nl.nested(msg, "IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE")
-        hairpin = bool(raw) if raw is not None else None
-        raw = _nl.nested(msg, "IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_ISOLATED")
-        isolated = bool(raw) if raw is not None else None
-    flags = int(msg["flags"])
-    master = msg.get("IFLA_MASTER")
-    link = msg.get("IFLA_LINK")
-    index = int(msg["index"])
+    if c.IFLA_INFO_SLAVE_KIND in info and c.as_str(info[c.IFLA_INFO_SLAVE_KIND]) == "bridge":
+        port = c.attrs(info[c.IFLA_INFO_SLAVE_DATA]) if c.IFLA_INFO_SLAVE_DATA in info else {}
+        hairpin = bool(port[c.IFLA_BRPORT_MODE][0]) if c.IFLA_BRPORT_MODE in port else None
+        isolated = bool(port[c.IFLA_BRPORT_ISOLATED][0]) if c.IFLA_BRPORT_ISOLATED in port else None
+    master = c.as_u32(a[c.IFLA_MASTER]) if c.IFLA_MASTER in a else 0
+    alias = c.as_str(a[c.IFLA_IFALIAS]) if c.IFLA_IFALIAS in a else ""
     return Link(
-        name=str(msg.get("IFLA_IFNAME")),
+        name=c.as_str(a[c.IFLA_IFNAME]) if c.IFLA_IFNAME in a else "",
         index=index,
-        kind=str(kind),
-        mac=str(msg.get("IFLA_ADDRESS") or ""),
-        mtu=int(msg.get("IFLA_MTU") or 0),
+        kind=kind,
+        mac=c.as_mac(a[c.IFLA_ADDRESS]) if c.IFLA_ADDRESS in a else "",
+        mtu=c.as_u32(a[c.IFLA_MTU]) if c.IFLA_MTU in a else 0,
         up=bool(flags & _IFF_UP),
-        master_index=int(master) if master else None,
-        group=int(msg.get("IFLA_GROUP") or 0),
-        link_index=int(link) if link is not None else None,
+        master_index=master or None,
+        group=c.as_u32(a[c.IFLA_GROUP]) if c.IFLA_GROUP in a else 0,
+        link_index=c.as_u32(a[c.IFLA_LINK]) if c.IFLA_LINK in a else None,
         mode=mode,
-        alias=msg.get("IFLA_IFALIAS") or None,
+        alias=alias or None,
         promisc=bool(flags & _IFF_PROMISC),
         lower_up=bool(flags & _IFF_LOWER_UP),
-        link_netnsid=msg.get("IFLA_LINK_NETNSID"),
+        link_netnsid=c.as_i32(a[c.IFLA_LINK_NETNSID]) if c.IFLA_LINK_NETNSID in a else None,
         ipvlan_flags=ipvlan_flags,
         vlan_filtering=vlan_filtering,
         hairpin=hairpin,
@@ -179,21 +160,57 @@ def _name_of(names: tuple[str, ...], value: Any) -> str | None:
     return None
 
 
-def _get(ipr: IPRoute, name: str) -> Link | None:
+_SKIP_STATS = c.u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_SKIP_STATS)
+
+
+def _get(conn: _conn.Conn, name: str) -> Link | None:
+    body = c.ifinfo() + c.string(c.IFLA_IFNAME, name) + _SKIP_STATS
     try:
-        msgs = ipr.link("get", ifname=name)
-    except NetlinkError as exc:
-        if exc.code in (errno.ENODEV, errno.ENOENT):
+        answers = conn.request(c.RTM_GETLINK, 0, body)
+    except OSError as exc:
+        if exc.errno in (errno.ENODEV, errno.ENOENT, errno.EINVAL, errno.ERANGE):  # EINVAL/ERANGE: a bad name
             return None
-        raise errors.from_errno(exc.code, op="get link", target=name) from exc
-    return _to_link(msgs[0]) if msgs else None
+        raise _conn.failure(exc, op="get link", target=name) from exc
+    return _decode(answers[0]) if answers else None
 
 
-def _must_get(ipr: IPRoute, name: str, *, op: str) -> Link:
-    link = _get(ipr, name)
+def _must_get(conn: _conn.Conn, name: str, *, op: str) -> Link:
+    link = _get(conn, name)
     if link is None:
         raise errors.LinkNotFound(op, name)
     return link
+
+
+def _index_of(conn: _conn.Conn, name: str, *, op: str) -> int:
+    return _must_get(conn, name, op=op).index
+
+
+def _set(conn: _conn.Conn, name: str, op: str, *attrs: bytes, index: int = 0, flags: int = 0, change: int = 0) -> None:
+    """RTM_SETLINK on link `index`, or on `name` when no index is given."""
+    by_name = c.string(c.IFLA_IFNAME, name) if not index else b""
+    body = c.ifinfo(index=index, flags=flags, change=change) + by_name + b"".join(attrs)
+    try:
+        conn.request(c.RTM_SETLINK, c.NLM_F_ACK, body)
+    except OSError as exc:
+        raise _conn.failure(exc, op=op, target=name) from exc
+
+
+def _common(*, mtu: int | None, mac: str | None, group: int) -> bytes:
+    out = b""
+    if mtu is not None:
+        out += c.u32(c.IFLA_MTU, mtu)
+    if mac is not None:
+        out += c.mac(c.IFLA_ADDRESS, mac.lower())
+    if group:
+        out += c.u32(c.IFLA_GROUP, group)
+    return out
+
+
+def _linkinfo(kind: str, data: bytes = b"") -> bytes:
+    parts = [c.string(c.IFLA_INFO_KIND, kind)]
+    if data:
+        parts.append(c.attr(c.IFLA_INFO_DATA, data))
+    return c.nested(c.IFLA_LINKINFO, parts)
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -201,17 +218,18 @@ def _must_get(ipr: IPRoute, name: str, *, op: str) -> Link:
 
 def get(netns: str | None, name: str) -> Link | None:
     """The link called `name` in the namespace, or None if there is none."""
-    return _netns.run(netns, lambda ipr: _get(ipr, name))
+    with _conn.using(netns) as conn:
+        return _get(conn, name)
 
 
 def list_links(netns: str | None) -> list[Link]:
     """All links of the namespace, in ifindex order."""
-
-    def dump(ipr: IPRoute) -> list[Link]:
-        with _nl.translated("list links in", netns or "the current namespace"):
-            return sorted((_to_link(msg) for msg in ipr.link("dump")), key=lambda link: link.index)
-
-    return _netns.run(netns, dump)
+    with _conn.using(netns) as conn:
+        try:
+            answers = conn.request(c.RTM_GETLINK, c.NLM_F_DUMP, c.ifinfo() + _SKIP_STATS)
+        except OSError as exc:
+            raise _conn.failure(exc, op="list links in", target=netns or "the current namespace") from exc
+        return sorted((_decode(payload) for payload in answers), key=lambda link: link.index)
 
 
 def random_name(prefix: str = "veth") -> str:
@@ -241,73 +259,58 @@ def create_veth(
 
     One RTM_NEWLINK creates both ends with their final names, the peer directly inside
     `peer_netns`; nothing is renamed or moved, so a failure leaves nothing behind. Both
-    ends get `mtu` and `group`. The host end is brought up, with `host_alias` as its
-    IFLA_IFALIAS if given; the peer stays down unless `peer_up`, so the caller can set its
-    addresses and sysctls before it comes up. Returns (host end, peer end), each as its
-    own namespace sees it.
+    ends get `mtu` and `group` (`group` 0: the invocation's group, `batch.current()`). The
+    host end is brought up, with `host_alias` as its IFLA_IFALIAS if given; the peer stays
+    down unless `peer_up`, so the caller can set its addresses and sysctls before it comes
+    up. Returns (host end, peer end), each as its own namespace sees it.
 
     Raises `LinkExists` naming whichever end's name is taken, `NetnsNotFound` for either
     namespace, `ValueError` for an alias `set_alias` refuses.
     """
     if host_alias is not None:
         _check_alias(host_alias)
-    with _netns.opened(peer_netns) as peer_fd:
-
-        def make(ipr: IPRoute) -> Link:
-            peer: dict[str, Any] = {"ifname": peer_name, "net_ns_fd": peer_fd}
-            spec: dict[str, Any] = {"ifname": host_name, "kind": "veth", "peer": peer}
-            _put_common(spec, mtu=mtu, mac=host_mac, group=group)
-            _put_common(peer, mtu=mtu, mac=peer_mac, group=group)
-            try:
-                ipr.link("add", **spec)
-            except NetlinkError as exc:
-                target = host_name
-                if exc.code == errno.EEXIST and _nl.index_of(ipr, host_name) is None:
-                    target = peer_name  # the host name is free, so the clash is in the peer netns
-                raise errors.from_errno(exc.code, op="create veth", target=target) from exc
-            try:
-                index = _nl.require_index(ipr, host_name, op="create veth")
-                # The kernel ignores IFLA_IFALIAS in RTM_NEWLINK, so the alias rides on the
-                # request that brings the host end up.
-                up: dict[str, Any] = {"state": "up"} if host_alias is None else {"state": "up", "ifalias": host_alias}
-                with _nl.translated("set up", host_name):
-                    ipr.link("set", index=index, **up)
-                return _must_get(ipr, host_name, op="create veth")
-            except BaseException:
-                _delete_quietly(ipr, host_name)  # takes the peer with it
-                raise
-
-        host = _netns.run(host_netns, make)
-
-    def finish_peer(ipr: IPRoute) -> Link:
-        if peer_up:
-            index = _nl.require_index(ipr, peer_name, op="set up")
-            with _nl.translated("set up", peer_name):
-                ipr.link("set", index=index, state="up")
-        return _must_get(ipr, peer_name, op="create veth")
-
+    group = group or batch.current()
+    with _netns.opened(peer_netns) as peer_fd, _conn.using(host_netns) as conn:
+        peer = c.ifinfo() + c.string(c.IFLA_IFNAME, peer_name) + c.u32(c.IFLA_NET_NS_FD, peer_fd)
+        peer += _common(mtu=mtu, mac=peer_mac, group=group)
+        body = c.ifinfo() + c.string(c.IFLA_IFNAME, host_name) + _common(mtu=mtu, mac=host_mac, group=group)
+        body += _linkinfo("veth", c.attr(c.VETH_INFO_PEER, peer))
+        try:
+            conn.request(c.RTM_NEWLINK, _CREATE, body)
+        except OSError as exc:
+            target = host_name
+            if exc.errno == errno.EEXIST and _get(conn, host_name) is None:
+                target = peer_name  # the host name is free, so the clash is in the peer netns
+            raise _conn.failure(exc, op="create veth", target=target) from exc
+        try:
+            # The kernel ignores IFLA_IFALIAS in RTM_NEWLINK, so the alias rides on the
+            # request that brings the host end up.
+            alias = c.string(c.IFLA_IFALIAS, host_alias) if host_alias is not None else b""
+            _set(conn, host_name, "set up", alias, flags=_IFF_UP, change=_IFF_UP)
+            host = _must_get(conn, host_name, op="create veth")
+        except BaseException:
+            _delete_by_name(conn, host_name)  # takes the peer with it
+            raise
     try:
-        peer_link = _netns.run(peer_netns, finish_peer)
+        with _conn.using(peer_netns) as pconn:
+            if peer_up:
+                _set(pconn, peer_name, "set up", flags=_IFF_UP, change=_IFF_UP)
+            peer_link = _must_get(pconn, peer_name, op="create veth")
     except BaseException:
         delete_if_exists(host_netns, host_name)
         raise
     return host, peer_link
 
 
-def _put_common(spec: dict[str, Any], *, mtu: int | None, mac: str | None, group: int) -> None:
-    if mtu is not None:
-        spec["mtu"] = mtu
-    if mac is not None:
-        spec["address"] = mac.lower()
-    if group:
-        spec["group"] = group
-
-
-def _delete_quietly(ipr: IPRoute, name: str) -> None:
-    index = _nl.index_of(ipr, name)
-    if index is not None:
-        with contextlib.suppress(NetlinkError):
-            ipr.link("del", index=index)
+def _delete_by_name(conn: _conn.Conn, name: str) -> bool:
+    """RTM_DELLINK by name; False if there was no such link."""
+    try:
+        conn.request(c.RTM_DELLINK, c.NLM_F_ACK, c.ifinfo() + c.string(c.IFLA_IFNAME, name))
+    except OSError as exc:
+        if exc.errno in (errno.ENODEV, errno.EINVAL, errno.ERANGE):  # gone (e.g. with its veth peer), or no such name
+            return False
+        raise _conn.failure(exc, op="delete link", target=name) from exc
+    return True
 
 
 # --- bridge -------------------------------------------------------------------------------
@@ -328,40 +331,42 @@ def ensure_bridge(
     machine id: an address set explicitly is kept by the kernel, whereas an unset one
     follows the bridge's lowest port and changes as pods come and go. An existing bridge
     keeps its MAC and MTU; `vlan_filtering` and `promisc` are only ever switched on.
-    Raises `WrongLinkKind` if `name` exists and is not a bridge.
+    Raises `WrongLinkKind` if `name` exists and is not a bridge. A bridge is shared by
+    pods, so it never joins an invocation's interface group.
     """
     address = (mac or bridge_mac(name)).lower()
-
-    def ensure(ipr: IPRoute) -> Link:
-        existing = _get(ipr, name)
+    with _conn.using(netns) as conn:
+        existing = _get(conn, name)
         if existing is None:
-            spec: dict[str, Any] = {"ifname": name, "kind": "bridge", "address": address}
-            if mtu is not None:
-                spec["mtu"] = mtu
-            if vlan_filtering:
-                spec["br_vlan_filtering"] = 1
+            body = c.ifinfo() + c.string(c.IFLA_IFNAME, name) + _common(mtu=mtu, mac=address, group=0)
+            body += _linkinfo("bridge", c.u8(c.IFLA_BR_VLAN_FILTERING, 1) if vlan_filtering else b"")
             try:
-                ipr.link("add", **spec)
-            except NetlinkError as exc:
-                if exc.code != errno.EEXIST:  # EEXIST: a concurrent ADD made it first
-                    raise errors.from_errno(exc.code, op="create bridge", target=name) from exc
-            existing = _must_get(ipr, name, op="create bridge")
+                conn.request(c.RTM_NEWLINK, _CREATE, body)
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:  # EEXIST: a concurrent ADD made it first
+                    raise _conn.failure(exc, op="create bridge", target=name) from exc
+            existing = _must_get(conn, name, op="create bridge")
         if existing.kind != "bridge":
             raise errors.WrongLinkKind(
                 "create bridge",
                 name,
                 message=f"a link of kind {existing.kind or 'device'!r} already has that name",
             )
-        with _nl.translated("configure bridge", name):
-            if vlan_filtering and not existing.vlan_filtering:
-                ipr.link("set", index=existing.index, kind="bridge", br_vlan_filtering=1)
-            if promisc and not existing.promisc:
-                ipr.link("set", index=existing.index, flags=_IFF_PROMISC, change=_IFF_PROMISC)
-            if not existing.up:
-                ipr.link("set", index=existing.index, state="up")
-        return _must_get(ipr, name, op="create bridge")
-
-    return _netns.run(netns, ensure)
+        changed = False
+        if vlan_filtering and not existing.vlan_filtering:
+            body = c.ifinfo(index=existing.index) + _linkinfo("bridge", c.u8(c.IFLA_BR_VLAN_FILTERING, 1))
+            try:
+                conn.request(c.RTM_NEWLINK, c.NLM_F_ACK, body)
+            except OSError as exc:
+                raise _conn.failure(exc, op="configure bridge", target=name) from exc
+            changed = True
+        if promisc and not existing.promisc:
+            _set(conn, name, "configure bridge", index=existing.index, flags=_IFF_PROMISC, change=_IFF_PROMISC)
+            changed = True
+        if not existing.up:
+            _set(conn, name, "configure bridge", index=existing.index, flags=_IFF_UP, change=_IFF_UP)
+            changed = True
+        return _must_get(conn, name, op="create bridge") if changed else existing
 
 
 def bridge_mac(name: str) -> str:
@@ -378,6 +383,7 @@ def bridge_mac(name: str) -> str:
 
 def set_hairpin(netns: str | None, port_name: str, on: bool) -> None:
     """Turn hairpin mode (reflect frames back out the port they came in) on a bridge port."""
+    from delegates.netlink import _nl
 
     def apply(ipr: IPRoute) -> None:
         index = _nl.require_index(ipr, port_name, op="set hairpin on")
@@ -394,6 +400,7 @@ def set_port_isolated(netns: str | None, port_name: str, on: bool) -> None:
     bridge's other (non-isolated) ports and the bridge device itself. Raises `LinkNotFound`
     for a missing port, a `NetlinkFailure` if `port_name` is not a bridge port.
     """
+    from delegates.netlink import _nl
 
     def apply(ipr: IPRoute) -> None:
         index = _nl.require_index(ipr, port_name, op="set isolated on")
@@ -427,9 +434,12 @@ def _bridge_vlan(netns: str | None, port: str, vid: int, command: str, *, pvid: 
         raise ValueError(f"vlan id {vid} is out of range 1-4094")
     flags = (_BRIDGE_VLAN_INFO_PVID if pvid else 0) | (_BRIDGE_VLAN_INFO_UNTAGGED if untagged else 0)
     op = f"{'add' if command == 'add' else 'delete'} vlan {vid} on"
+    link = get(netns, port)
+    if link is None:
+        raise errors.LinkNotFound(op, port)
+    from delegates.netlink import _nl
 
     def apply(ipr: IPRoute) -> None:
-        link = _must_get(ipr, port, op=op)
         spec: dict[str, Any] = {"index": link.index, "vlan_info": {"vid": vid, "flags": flags}}
         if link.kind == "bridge":
             spec["vlan_flags"] = _BRIDGE_FLAGS_SELF  # the bridge device's own VLAN entry
@@ -441,6 +451,7 @@ def _bridge_vlan(netns: str | None, port: str, vid: int, command: str, *, pvid: 
 
 def bridge_vlans(netns: str | None, port: str) -> list[tuple[int, bool, bool]]:
     """The VLANs of bridge port `port` as (vid, pvid, untagged), sorted by vid."""
+    from delegates.netlink import _nl
 
     def read(ipr: IPRoute) -> list[tuple[int, bool, bool]]:
         index = _nl.require_index(ipr, port, op="list vlans of")
@@ -485,16 +496,17 @@ def create_macvlan(
     """Create macvlan `ifname` inside `netns` on top of `master`, left down.
 
     `master` is looked up in `master_netns` (None: the caller's namespace), or inside
-    `netns` itself when `link_in_container`. Raises `LinkNotFound` for a missing master,
-    `LinkExists` if `ifname` is taken in `netns`, `ValueError` for an unknown mode.
+    `netns` itself when `link_in_container`. `group` 0 means the invocation's group
+    (`batch.current()`). Raises `LinkNotFound` for a missing master, `LinkExists` if
+    `ifname` is taken in `netns`, `ValueError` for an unknown mode.
     """
     if mode not in MACVLAN_MODES:
         raise ValueError(f'unknown macvlan mode "{mode}"')
-    spec: dict[str, Any] = {"ifname": ifname, "kind": "macvlan", "macvlan_mode": mode}
-    _put_common(spec, mtu=mtu, mac=mac, group=group)
+    data = c.u32(c.IFLA_MACVLAN_MODE, c.MACVLAN_MODE_BITS[mode])
     return _create_on_master(
         "macvlan",
-        spec,
+        ifname,
+        _common(mtu=mtu, mac=mac, group=group or batch.current()) + _linkinfo("macvlan", data),
         master=master,
         netns=netns,
         master_netns=master_netns,
@@ -524,16 +536,11 @@ def create_ipvlan(
         raise ValueError(f'unknown ipvlan mode "{mode}"')
     if flags not in IPVLAN_FLAGS:
         raise ValueError(f'unknown ipvlan flag "{flags}"')
-    spec: dict[str, Any] = {
-        "ifname": ifname,
-        "kind": "ipvlan",
-        "ipvlan_mode": IPVLAN_MODES.index(mode),
-        "ipvlan_flags": IPVLAN_FLAGS.index(flags),
-    }
-    _put_common(spec, mtu=mtu, mac=None, group=group)
+    data = c.u16(c.IFLA_IPVLAN_MODE, IPVLAN_MODES.index(mode)) + c.u16(c.IFLA_IPVLAN_FLAGS, IPVLAN_FLAGS.index(flags))
     return _create_on_master(
         "ipvlan",
-        spec,
+        ifname,
+        _common(mtu=mtu, mac=None, group=group or batch.current()) + _linkinfo("ipvlan", data),
         master=master,
         netns=netns,
         master_netns=master_netns,
@@ -543,79 +550,74 @@ def create_ipvlan(
 
 def _create_on_master(
     kind: str,
-    spec: dict[str, Any],
+    ifname: str,
+    spec: bytes,
     *,
     master: str,
     netns: str,
     master_netns: str | None,
     link_in_container: bool,
 ) -> Link:
-    ifname = str(spec["ifname"])
     op = f"create {kind}"
 
-    def add(ipr: IPRoute, target_fd: int | None) -> None:
-        master_index = _nl.require_index(ipr, master, op=f"find {kind} master")
-        request = dict(spec, link=master_index)
+    def add(conn: _conn.Conn, target_fd: int | None) -> None:
+        master_index = _index_of(conn, master, op=f"find {kind} master")
+        body = c.ifinfo() + c.string(c.IFLA_IFNAME, ifname) + c.u32(c.IFLA_LINK, master_index) + spec
         if target_fd is not None:
-            request["net_ns_fd"] = target_fd
+            body += c.u32(c.IFLA_NET_NS_FD, target_fd)
         try:
-            ipr.link("add", **request)
-        except NetlinkError as exc:
-            if exc.code == errno.EOPNOTSUPP:
+            conn.request(c.RTM_NEWLINK, _CREATE, body)
+        except OSError as exc:
+            if exc.errno == errno.EOPNOTSUPP:
                 raise errors.KindNotSupported(
                     op, ifname, message=f'link kind "{kind}" is not supported by this kernel'
                 ) from exc
-            raise errors.from_errno(exc.code, op=op, target=ifname) from exc
+            raise _conn.failure(exc, op=op, target=ifname) from exc
 
     if link_in_container:
-        _netns.run(netns, lambda ipr: add(ipr, None))
+        with _conn.using(netns) as conn:
+            add(conn, None)
     else:
-        with _netns.opened(netns) as fd:
-            _netns.run(master_netns, lambda ipr: add(ipr, fd))
+        with _netns.opened(netns) as fd, _conn.using(master_netns) as conn:
+            add(conn, fd)
     try:
-        return _fetch(netns, ifname, op=op)
+        with _conn.using(netns) as conn:
+            return _must_get(conn, ifname, op=op)
     except BaseException:
         delete_if_exists(netns, ifname)
         raise
 
 
-def _fetch(netns: str | None, name: str, *, op: str) -> Link:
-    def read(ipr: IPRoute) -> Link:
-        return _must_get(ipr, name, op=op)
-
-    return _netns.run(netns, read)
-
-
 # --- changing a link ----------------------------------------------------------------------
 
 
-def _change(netns: str | None, name: str, op: str, **request: Any) -> None:
-    def apply(ipr: IPRoute) -> None:
-        index = _nl.require_index(ipr, name, op=op)
-        with _nl.translated(op, name):
-            ipr.link("set", index=index, **request)
-
-    _netns.run(netns, apply)
+def _change(netns: str | None, name: str, op: str, *attrs: bytes, flags: int = 0, change: int = 0) -> None:
+    with _conn.using(netns) as conn:
+        _set(conn, name, op, *attrs, flags=flags, change=change)
 
 
 def set_up(netns: str | None, name: str) -> None:
     """Bring link `name` administratively up."""
-    _change(netns, name, "set up", state="up")
+    _change(netns, name, "set up", flags=_IFF_UP, change=_IFF_UP)
 
 
 def set_down(netns: str | None, name: str) -> None:
     """Bring link `name` administratively down."""
-    _change(netns, name, "set down", state="down")
+    _change(netns, name, "set down", flags=0, change=_IFF_UP)
 
 
 def set_mtu(netns: str | None, name: str, mtu: int) -> None:
     """Set the MTU of link `name`."""
-    _change(netns, name, "set mtu of", mtu=mtu)
+    _change(netns, name, "set mtu of", c.u32(c.IFLA_MTU, mtu))
 
 
 def set_mac(netns: str | None, name: str, mac: str) -> None:
     """Set the MAC address of link `name`."""
-    _change(netns, name, "set mac of", address=mac.lower())
+    try:
+        value = c.mac(c.IFLA_ADDRESS, mac.lower())
+    except ValueError as exc:
+        raise errors.NetlinkFailure("set mac of", name, errno.EINVAL) from exc
+    _change(netns, name, "set mac of", value)
 
 
 def set_promisc(netns: str | None, name: str, on: bool) -> None:
@@ -625,7 +627,7 @@ def set_promisc(netns: str | None, name: str, on: bool) -> None:
 
 def set_group(netns: str | None, name: str, group: int) -> None:
     """Put link `name` into interface group `group` (0 is the default group)."""
-    _change(netns, name, "set group of", group=group)
+    _change(netns, name, "set group of", c.u32(c.IFLA_GROUP, group))
 
 
 def set_alias(netns: str | None, name: str, alias: str) -> None:
@@ -636,7 +638,7 @@ def set_alias(netns: str | None, name: str, alias: str) -> None:
     of more than `MAX_ALIAS` bytes (UTF-8) or one containing NUL.
     """
     _check_alias(alias)
-    _change(netns, name, "set alias of", ifalias=alias)
+    _change(netns, name, "set alias of", c.string(c.IFLA_IFALIAS, alias))
 
 
 def _check_alias(alias: str) -> None:
@@ -648,20 +650,17 @@ def _check_alias(alias: str) -> None:
 
 def rename(netns: str | None, name: str, new_name: str) -> None:
     """Rename link `name` to `new_name` (the kernel refuses while the link is up)."""
-    _change(netns, name, "rename", ifname=new_name)
+    with _conn.using(netns) as conn:
+        index = _index_of(conn, name, op="rename")
+        _set(conn, name, "rename", c.string(c.IFLA_IFNAME, new_name), index=index)
 
 
 def set_master(netns: str | None, name: str, master: str | None) -> None:
     """Enslave link `name` to `master` (a bridge, say); `None` releases it."""
     op = f'attach to "{master}"' if master else "release"
-
-    def apply(ipr: IPRoute) -> None:
-        index = _nl.require_index(ipr, name, op=op)
-        master_index = _nl.require_index(ipr, master, op=f"attach {name} to") if master else 0
-        with _nl.translated(op, name):
-            ipr.link("set", index=index, master=master_index)
-
-    _netns.run(netns, apply)
+    with _conn.using(netns) as conn:
+        master_index = _index_of(conn, master, op=f"attach {name} to") if master else 0
+        _set(conn, name, op, c.u32(c.IFLA_MASTER, master_index))
 
 
 # --- deleting -----------------------------------------------------------------------------
@@ -669,20 +668,11 @@ def set_master(netns: str | None, name: str, master: str | None) -> None:
 
 def delete_if_exists(netns: str | None, name: str) -> bool:
     """Delete link `name`; True if it was deleted, False if it or the namespace was gone."""
-
-    def delete(ipr: IPRoute) -> bool:
-        index = _nl.index_of(ipr, name)
-        if index is None:
-            return False
-        try:
-            ipr.link("del", index=index)
-        except NetlinkError as exc:
-            if exc.code == errno.ENODEV:  # deleted meanwhile, e.g. with its veth peer
-                return False
-            raise errors.from_errno(exc.code, op="delete link", target=name) from exc
-        return True
-
-    return _unless_netns_gone(netns, delete, default=False)
+    try:
+        with _conn.using(netns) as conn:
+            return _delete_by_name(conn, name)
+    except errors.NetnsNotFound:
+        return False
 
 
 def delete_group(netns: str | None, group: int) -> bool:
@@ -691,24 +681,19 @@ def delete_group(netns: str | None, group: int) -> bool:
     Like `ip link delete group N`: the kernel unregisters them as a batch, paying one RCU
     grace period instead of one per link. True if any link was deleted; a missing
     namespace or an empty group is not an error. Group 0 (every link's default) is refused.
+    A group holding a link the kernel cannot delete (a physical NIC) fails whole with
+    errno EOPNOTSUPP, deleting nothing.
     """
     if group <= 0:
         raise ValueError(f"refusing to delete interface group {group}: only groups above 0")
-
-    def delete(ipr: IPRoute) -> bool:
-        try:
-            ipr.link("del", index=0, group=group)
-        except NetlinkError as exc:
-            if exc.code == errno.ENODEV:  # no link in the group
-                return False
-            raise errors.from_errno(exc.code, op="delete links of group", target=str(group)) from exc
-        return True
-
-    return _unless_netns_gone(netns, delete, default=False)
-
-
-def _unless_netns_gone(netns: str | None, fn: Callable[[IPRoute], bool], *, default: bool) -> bool:
     try:
-        return _netns.run(netns, fn)
+        with _conn.using(netns) as conn:
+            try:
+                conn.request(c.RTM_DELLINK, c.NLM_F_ACK, c.ifinfo() + c.u32(c.IFLA_GROUP, group))
+            except OSError as exc:
+                if exc.errno == errno.ENODEV:  # no link in the group
+                    return False
+                raise _conn.failure(exc, op="delete links of group", target=str(group)) from exc
+            return True
     except errors.NetnsNotFound:
-        return default
+        return False

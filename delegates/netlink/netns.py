@@ -4,7 +4,8 @@ Entering is per thread. `call(path, fn)` starts a short-lived worker thread that
 `setns(fd, CLONE_NEWNET)`, runs `fn` and ends, so the caller's thread never changes
 namespace and nothing is left in a pool half-entered. `run(path, fn)` does the same and
 hands `fn` an `IPRoute` opened inside that thread: pyroute2 0.9 binds a sync `IPRoute`'s
-socket to the thread that uses it, so the socket must never leave the worker.
+socket to the thread that uses it, so the socket must never leave the worker. The hot
+operations use neither: `_conn` opens one raw netlink socket per namespace per request.
 
 No helper process is forked per operation (unlike `IPRoute(netns=...)`). Nothing here
 knows about CNI.
@@ -13,21 +14,24 @@ knows about CNI.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import ctypes.util
 import errno
 import fcntl
 import os
+import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
-
-from pyroute2 import IPRoute
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from delegates.netlink.errors import NetnsNotFound
 
-__all__ = ["RUN_DIR", "call", "create", "exists", "opened", "path_for", "remove", "run", "unique_name"]
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+__all__ = ["RUN_DIR", "call", "create", "exists", "opened", "path_for", "remove", "run", "unique_name", "workers"]
 
 RUN_DIR = "/run/netns"  # where `ip netns add` puts named namespaces
 
@@ -126,19 +130,90 @@ def call(path: str | None, fn: Callable[[], T]) -> T:
     `path=None` means the namespace of the calling thread (the process's, from a plugin's
     point of view). Raises `NetnsNotFound` if `path` is missing or not a network namespace.
     Use it for per-namespace work that is not netlink, such as `/proc/sys/net` files.
+    Inside `workers()` one thread per namespace serves every call of the request.
     """
     if path is None:
         return _in_thread(fn)
+    pool = _WORKERS.get()
+    if pool is not None:
+        worker = pool.get(path)
+        if worker is None:
+            worker = pool[path] = _Worker(path)
+        return worker.run(fn)
     with opened(path) as fd:
+        return _in_thread(fn, lambda: _enter(fd, path))
 
-        def enter() -> None:
-            if _lib().setns(fd, _CLONE_NEWNET) != 0:
-                code = ctypes.get_errno()
-                if code == errno.EINVAL:  # a plain file, e.g. a stale unmounted /run/netns entry
-                    raise NetnsNotFound(path)
-                raise OSError(code, f"setns: {os.strerror(code).lower()}", path)
 
-        return _in_thread(fn, enter)
+def _enter(fd: int, path: str) -> None:
+    if _lib().setns(fd, _CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        if code == errno.EINVAL:  # a plain file, e.g. a stale unmounted /run/netns entry
+            raise NetnsNotFound(path)
+        raise OSError(code, f"setns: {os.strerror(code).lower()}", path)
+
+
+_WORKERS: contextvars.ContextVar[dict[str, _Worker] | None] = contextvars.ContextVar("netplex_netns_workers",
+                                                                                       default=None)
+
+
+class _Worker:
+    """One thread inside one namespace for the length of a request: it enters once and
+    runs the request's calls there in turn, then ends (`close`), so it never outlives the
+    request (an idle thread in a pod's namespace would keep a deleted namespace alive)."""
+
+    def __init__(self, path: str) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        with opened(path) as fd:
+            self._thread = threading.Thread(target=self._serve, args=(fd, path), name="netplex-netns", daemon=True)
+            self._thread.start()
+            ok, value = self._done.get()  # entered, or why not; the fd is closed after
+        if not ok:
+            self._thread.join()
+            raise value
+
+    def _serve(self, fd: int, path: str) -> None:
+        try:
+            _enter(fd, path)
+        except BaseException as exc:  # handed to the creator, who re-raises it
+            self._done.put((False, exc))
+            return
+        self._done.put((True, None))
+        while (job := self._jobs.get()) is not None:
+            try:
+                self._done.put((True, job()))
+            except BaseException as exc:  # handed to the caller, who re-raises it
+                self._done.put((False, exc))
+
+    def run(self, fn: Callable[[], T]) -> T:
+        if threading.current_thread() is self._thread:  # a call from within a call
+            return fn()
+        self._jobs.put(fn)
+        ok, value = self._done.get()
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+
+
+@contextlib.contextmanager
+def workers() -> Iterator[None]:
+    """The scope of one request: `call` runs in one thread per namespace, all ended (and
+    joined) when the scope ends. Nested scopes share the outermost one."""
+    if _WORKERS.get() is not None:
+        yield
+        return
+    pool: dict[str, _Worker] = {}
+    token = _WORKERS.set(pool)
+    try:
+        yield
+    finally:
+        _WORKERS.reset(token)
+        for worker in pool.values():
+            worker.close()
 
 
 def run(path: str | None, fn: Callable[[IPRoute], T]) -> T:
@@ -146,6 +221,8 @@ def run(path: str | None, fn: Callable[[IPRoute], T]) -> T:
 
     The `IPRoute` lives and dies in the worker; `fn` must not keep it.
     """
+
+    from pyroute2 import IPRoute  # only the operations still on pyroute2 come here
 
     def with_iproute() -> T:
         ipr = IPRoute()

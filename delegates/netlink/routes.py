@@ -10,13 +10,14 @@ import dataclasses
 import errno
 import ipaddress
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
-from delegates.netlink import _nl, errors
+from delegates.netlink import _codec as c
+from delegates.netlink import _conn, addrs, errors
 from delegates.netlink import netns as _netns
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 __all__ = ["MAIN_TABLE", "Route", "add", "default_route_ifname", "delete", "list_routes", "replace"]
 
@@ -85,53 +86,58 @@ def _modify(netns: str | None, route: Route, command: str, *, ok: tuple[int, ...
     target = (
         str(route.dst) + (f" via {route.gw}" if route.gw else "") + (f" dev {route.ifname}" if route.ifname else "")
     )
-
-    def apply(ipr: IPRoute) -> None:
-        request = _request(ipr, route, command=command, op=op)
+    with _conn.using(netns) as conn:
+        kind, flags, body = _request(conn, route, command=command, op=op)
         try:
-            ipr.route(command, **request)
-        except NetlinkError as exc:
-            if exc.code not in ok:
-                raise errors.NetlinkFailure(op, target, exc.code) from exc
-
-    _netns.run(netns, apply)
+            conn.request(kind, flags, body)
+        except OSError as exc:
+            if exc.errno not in ok:
+                raise errors.NetlinkFailure(op, target, exc.errno or 0) from exc
 
 
-def _request(ipr: IPRoute, route: Route, *, command: str, op: str) -> dict[str, Any]:
+def _request(conn: _conn.Conn, route: Route, *, command: str, op: str) -> tuple[int, int, bytes]:
+    """(message type, flags, body) of the RTM_NEWROUTE/RTM_DELROUTE `ip route` would send."""
     family = socket.AF_INET if route.dst.version == 4 else socket.AF_INET6
-    request: dict[str, Any] = {
-        "family": family,
-        "dst": str(route.dst.network_address),
-        "dst_len": route.dst.prefixlen,
-        "table": route.table if route.table is not None else MAIN_TABLE,
-    }
+    table = route.table if route.table is not None else MAIN_TABLE
     if command != "del":
-        request["proto"] = _RTPROT_BOOT
-        request["type"] = _RTN_UNICAST
         scope = route.scope
         if scope is None:
             scope = _RT_SCOPE_LINK if family == socket.AF_INET and route.gw is None else _RT_SCOPE_UNIVERSE
-        request["scope"] = scope
+        proto, kind = _RTPROT_BOOT, _RTN_UNICAST
+        flags = c.NLM_F_ACK | c.NLM_F_CREATE | (c.NLM_F_REPLACE if command == "replace" else c.NLM_F_EXCL)
+        message = c.RTM_NEWROUTE
     else:  # RT_SCOPE_NOWHERE matches a route of any scope, as `ip route del` sends it
-        request["scope"] = route.scope if route.scope is not None else _RT_SCOPE_NOWHERE
+        scope = route.scope if route.scope is not None else _RT_SCOPE_NOWHERE
+        proto, kind = 0, 0
+        flags = c.NLM_F_ACK
+        message = c.RTM_DELROUTE
+    body = c.rtmsg(
+        family=family, dst_len=route.dst.prefixlen, table=table, proto=proto, scope=scope, kind=kind,
+        flags=_RTNH_F_ONLINK if route.onlink else 0,
+    )
+    body += c.u32(c.RTA_TABLE, table)
+    if route.dst.prefixlen:
+        body += c.ip(c.RTA_DST, str(route.dst.network_address), family)
     if route.gw is not None:
-        request["gateway"] = str(route.gw)
+        body += c.ip(c.RTA_GATEWAY, str(route.gw), _family(route.gw))
     if route.ifname is not None:
-        request["oif"] = _nl.require_index(ipr, route.ifname, op=op)
+        body += c.u32(c.RTA_OIF, addrs._index(conn, route.ifname, op=op))
     if route.metric is not None:
-        request["priority"] = route.metric
+        body += c.u32(c.RTA_PRIORITY, route.metric)
     if route.src is not None:
-        request["prefsrc"] = str(route.src)
-    if route.onlink:
-        request["flags"] = _RTNH_F_ONLINK
-    metrics = {}
+        body += c.ip(c.RTA_PREFSRC, str(route.src), _family(route.src))
+    metrics = b""
     if route.mtu is not None:
-        metrics["mtu"] = route.mtu
+        metrics += c.u32(c.RTAX_MTU, route.mtu)
     if route.advmss is not None:
-        metrics["advmss"] = route.advmss
+        metrics += c.u32(c.RTAX_ADVMSS, route.advmss)
     if metrics and command != "del":
-        request["metrics"] = metrics
-    return request
+        body += c.attr(c.RTA_METRICS, metrics)
+    return message, flags, body
+
+
+def _family(ip: IP) -> int:
+    return socket.AF_INET if ip.version == 4 else socket.AF_INET6
 
 
 def list_routes(
@@ -143,6 +149,8 @@ def list_routes(
     their first next hop. Raises `LinkNotFound` if `ifname` is given and does not exist.
     """
     families = [socket.AF_INET, socket.AF_INET6] if family is None else [_FAMILIES[family]]
+
+    from delegates.netlink import _nl
 
     def read(ipr: IPRoute) -> list[Route]:
         index = _nl.require_index(ipr, ifname, op="list routes of") if ifname else None

@@ -72,6 +72,7 @@ class Request:
     content_type: str
     headers: dict[str, str]
     body: bytes
+    seq: int = 0  # server-side arrival order (1, 2, ...): order tests assert on, not client clocks
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -111,6 +112,7 @@ class ApiDouble:
         self._resource_version = 1000
         self._oldest_watchable = 0
         self._requests: list[Request] = []
+        self._seq = 0
         self._faults: list[_Fault] = []
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -276,6 +278,8 @@ class ApiDouble:
             body=handler.rfile.read(length) if length else b"",
         )
         with self._cond:
+            self._seq += 1
+            request = dataclasses.replace(request, seq=self._seq)
             self._requests.append(request)
             fault = self._take_fault(request)
         if fault is not None and fault.delay and self._stopping.wait(fault.delay):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -128,3 +129,56 @@ def test_locked_is_released_when_the_block_raises(tmp_path: Path) -> None:
                           env=subprocess_env({}), check=True)
     assert proc.stdout.split() == ["ready", "got", "it"]
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("torn", [b"", b"\0\0\0", b"  \n", b'{"a": [1, 2', b'{"a": "unfinished', b'[{"b": 1}, '])
+def test_an_empty_or_cut_short_file_reads_as_nothing_recorded(tmp_path: Path, torn: bytes) -> None:
+    path = tmp_path / "doc.json"
+    path.write_bytes(torn)
+    assert store.read_json(str(path)) is None
+
+
+@pytest.mark.parametrize("whole", [b"garbage", b'{"a": 1} trailing', b"\xff\xfe"])
+def test_a_whole_file_that_is_not_json_is_still_an_error(tmp_path: Path, whole: bytes) -> None:
+    path = tmp_path / "doc.json"
+    path.write_bytes(whole)
+    with pytest.raises(ValueError):
+        store.read_json(str(path))
+
+
+def test_json_state_is_written_without_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr("os.fsync", synced.append)
+    store.write_json(str(tmp_path / "doc.json"), {"a": 1})
+    assert synced == []
+    store.atomic_write(str(tmp_path / "conf"), b"x")  # installed files: data and directory
+    assert len(synced) == 2
+
+
+_WRITER = """
+import sys
+from cni import store
+n = 0
+print("writing", flush=True)
+while True:
+    n += 1
+    store.write_json(sys.argv[1], {"n": n, "pad": "x" * 65536})
+"""
+
+
+def test_a_writer_killed_with_sigkill_leaves_a_whole_document(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE,
+                                env=subprocess_env({}))
+        assert proc.stdout is not None and proc.stdout.readline() == b"writing\n"
+        deadline = time.monotonic() + 30
+        while not path.exists() and time.monotonic() < deadline:  # the first rename
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        doc = store.read_json(str(path))
+        assert isinstance(doc, dict) and doc["pad"] == "x" * 65536
+    others = [name for name in os.listdir(tmp_path) if name != "state.json"]
+    assert [name for name in others if not name.startswith(store.TMP_PREFIX)] == []

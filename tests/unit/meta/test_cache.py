@@ -121,10 +121,21 @@ def test_write_refuses_an_entry_with_a_bad_container_id(tmp_path: Path) -> None:
     assert list(tmp_path.rglob("*.json")) == []
 
 
+@pytest.mark.parametrize(
+    "torn", [b"", b"\0" * 64, b'{"containerID": "c1"', b'{"containerID": "c1", "attachments": [{"net']
+)
+def test_an_empty_or_cut_short_file_records_nothing_and_goes(tmp_path: Path, torn: bytes) -> None:
+    path = Path(cache.path_for(str(tmp_path), "c1", "eth0"))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(torn)  # what a power loss can leave of a write without fsync
+    assert cache.read(str(tmp_path), "c1", "eth0") is None
+    assert not path.exists()
+
+
 def test_read_of_a_corrupt_file_is_an_error_naming_it(tmp_path: Path) -> None:
     path = Path(cache.path_for(str(tmp_path), "c1", "eth0"))
     path.parent.mkdir(parents=True)
-    path.write_text('{"containerID": "c1"')
+    path.write_text("garbage, not JSON")
     with pytest.raises(CniError) as caught:
         cache.read(str(tmp_path), "c1", "eth0")
     assert caught.value.code == Code.DECODING_FAILURE and str(path) in caught.value.msg

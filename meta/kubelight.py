@@ -1,0 +1,288 @@
+"""The three API verbs thin mode needs (GET pod, GET NAD, PATCH pod status) over
+`http.client` + `ssl`, without the generated `kubernetes` client.
+
+An exec'd `netplex` pays ~350 ms to import `kubernetes` (its `CoreV1Api` imports every
+model) for three requests; this costs a few ms. It reads the kubeconfig's current context
+(JSON is tried first, `yaml` imported only for YAML): the server, a CA (data or file) or
+insecure-skip-tls-verify, and a bearer token (inline or tokenFile) or a client
+certificate and key (data or files); relative paths are relative to the kubeconfig. A
+kubeconfig that needs more (exec or auth-provider plugins, basic auth, proxies) gives
+None from `from_kubeconfig` and the caller uses `meta.k8s`. `in_cluster()` reads the pod's
+service account. The daemon keeps `meta.k8s` for its watches.
+
+Returns meta.source models and raises meta.source errors, like `meta.k8s.Kube`, with the
+same HTTP status mapping; kubeconfigs and tokens never appear in errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import json
+import os
+import ssl
+import tempfile
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+from meta.model import NETWORK_STATUS_ANNOTATION
+from meta.source import Forbidden, NetworkAttachment, NotFound, Pod, SourceError, Unavailable, encode_network_status
+
+__all__ = ["LightKube", "from_kubeconfig", "in_cluster"]
+
+NAD_PATH = "/apis/k8s.cni.cncf.io/v1/namespaces/{namespace}/network-attachment-definitions/{name}"
+POD_PATH = "/api/v1/namespaces/{namespace}/pods/{name}"
+MERGE_PATCH = "application/merge-patch+json"
+USER_AGENT = "netplex"
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+_UNSUPPORTED_USER_KEYS = ("exec", "auth-provider", "username", "password", "as", "as-groups", "impersonate")
+
+
+class LightKube:
+    """A meta.source.Source on a Kubernetes API server: one connection, three verbs."""
+
+    def __init__(self, server: str, *, context: ssl.SSLContext | None, token: str = "", timeout: float) -> None:
+        parsed = urllib.parse.urlsplit(server)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise SourceError(f'API server "{server}"', "not an http(s) URL")
+        self.server = server
+        self._https = parsed.scheme == "https"
+        self._host = parsed.hostname
+        self._port = parsed.port
+        self._prefix = parsed.path.rstrip("/")
+        self._context = context
+        self._token = token
+        self._timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def get_pod(self, namespace: str, name: str) -> Pod:
+        what = f'pod "{namespace}/{name}"'
+        doc = self._request("GET", POD_PATH.format(namespace=_q(namespace), name=_q(name)), what)
+        metadata = _metadata(doc, what)
+        return Pod(
+            namespace=str(metadata.get("namespace", "")), name=str(metadata.get("name", "")),
+            uid=str(metadata.get("uid", "")), annotations=_annotations(metadata, what),
+        )
+
+    def get_attachment(self, namespace: str, name: str) -> NetworkAttachment:
+        what = f'NetworkAttachmentDefinition "{namespace}/{name}"'
+        doc = self._request("GET", NAD_PATH.format(namespace=_q(namespace), name=_q(name)), what)
+        metadata = _metadata(doc, what)
+        spec = doc.get("spec") or {}
+        conf = spec.get("config", "") if isinstance(spec, dict) else None
+        if not isinstance(conf, str):
+            raise SourceError(what, "spec.config is not a string")
+        return NetworkAttachment(
+            namespace=str(metadata.get("namespace", "")), name=str(metadata.get("name", "")), config=conf,
+            annotations=_annotations(metadata, what),
+        )
+
+    def set_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
+        """One merge patch of the pod's `status` subresource, its UID as a precondition
+        (as `meta.k8s.Kube.set_network_status`): 409 means the pod was replaced."""
+        what = f'pod "{pod.namespace}/{pod.name}"'
+        metadata: dict[str, Any] = {"annotations": {NETWORK_STATUS_ANNOTATION: encode_network_status(status)}}
+        if pod.uid:
+            metadata["uid"] = pod.uid
+        body = json.dumps({"metadata": metadata}).encode()
+        path = POD_PATH.format(namespace=_q(pod.namespace), name=_q(pod.name)) + "/status"
+        self._request("PATCH", path, what, body=body, conflict_is_gone=True)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            if self._https:
+                self._conn = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self._timeout, context=self._context
+                )
+            else:
+                self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        return self._conn
+
+    def _request(self, method: str, path: str, what: str, *, body: bytes | None = None,
+                 conflict_is_gone: bool = False) -> Any:
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        if body is not None:
+            headers["Content-Type"] = MERGE_PATCH
+        try:
+            conn = self._connection()
+            conn.request(method, self._prefix + path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise Unavailable(what, f"cannot reach the API server {self.server}: {_describe(exc)}") from exc
+        status = response.status
+        if status >= 300:
+            raise _error(status, response.reason or "no reason", what, conflict_is_gone=conflict_is_gone)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise SourceError(what, "the API server's answer is not JSON") from exc
+
+
+def from_kubeconfig(path: str, *, timeout: float) -> LightKube | None:
+    """A client for the kubeconfig's current context, or None when it needs what only the
+    full client does (then use `meta.k8s`). A missing file is `Unavailable`; a file that is
+    not YAML, or names no usable context, is `SourceError`."""
+    what = f'kubeconfig "{path}"'
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError as exc:
+        raise Unavailable(what, "no such file") from exc
+    except OSError as exc:
+        raise SourceError(what, f"cannot load: {exc.strerror or type(exc).__name__}") from exc
+    doc = _load(raw, what)
+    base = os.path.dirname(os.path.abspath(path))
+    try:
+        contexts = {c["name"]: c.get("context") or {} for c in doc.get("contexts") or []}
+        clusters = {c["name"]: c.get("cluster") or {} for c in doc.get("clusters") or []}
+        users = {u["name"]: u.get("user") or {} for u in doc.get("users") or []}
+        context = contexts[doc["current-context"]]
+        cluster = clusters[context["cluster"]]
+        user = users.get(context.get("user", ""), {}) if context.get("user") else {}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise SourceError(what, "cannot load: no usable current-context, cluster or user") from exc
+    if not isinstance(cluster, dict) or not isinstance(user, dict) or not isinstance(cluster.get("server"), str):
+        raise SourceError(what, "cannot load: the current context has no server")
+    needs_full_client = any(user.get(key) for key in _UNSUPPORTED_USER_KEYS)
+    if needs_full_client or cluster.get("proxy-url") or cluster.get("tls-server-name"):
+        return None
+    token = user.get("token") or ""
+    if not token and user.get("tokenFile"):
+        token = _read_text(_path(base, user["tokenFile"]), what)
+    context_ssl = None
+    if cluster["server"].startswith("https:"):
+        context_ssl = _tls(cluster, user, base, what)
+    return LightKube(str(cluster["server"]), context=context_ssl, token=str(token).strip(), timeout=timeout)
+
+
+def in_cluster(*, timeout: float) -> LightKube:
+    """A client from the pod's service account (KUBERNETES_SERVICE_HOST/PORT)."""
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST", ""), os.environ.get("KUBERNETES_SERVICE_PORT", "")
+    if not host or not port:
+        raise SourceError("in-cluster config", "cannot load: KUBERNETES_SERVICE_HOST/PORT are not set")
+    token = _read_text(os.path.join(SERVICE_ACCOUNT, "token"), "in-cluster config")
+    context = ssl.create_default_context(cafile=os.path.join(SERVICE_ACCOUNT, "ca.crt"))
+    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    return LightKube(server, context=context, token=token.strip(), timeout=timeout)
+
+
+def _load(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        import yaml  # only for a kubeconfig that is not JSON
+
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        try:
+            doc = yaml.load(raw, Loader=loader)  # a safe loader (C if built)
+        except yaml.MarkedYAMLError as exc:  # its str() quotes the file: it may hold a token
+            line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+            raise SourceError(what, f"cannot load: invalid YAML at line {line}") from exc
+        except yaml.YAMLError as exc:
+            raise SourceError(what, f"cannot load: {type(exc).__name__}") from exc
+    if not isinstance(doc, dict):
+        raise SourceError(what, "cannot load: not a kubeconfig")
+    return doc
+
+
+def _tls(cluster: dict[str, Any], user: dict[str, Any], base: str, what: str) -> ssl.SSLContext:
+    try:
+        if cluster.get("insecure-skip-tls-verify"):
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif cluster.get("certificate-authority-data"):
+            cadata = base64.b64decode(cluster["certificate-authority-data"]).decode()
+            context = ssl.create_default_context(cadata=cadata)
+        elif cluster.get("certificate-authority"):
+            context = ssl.create_default_context(cafile=_path(base, cluster["certificate-authority"]))
+        else:
+            context = ssl.create_default_context()
+        cert, key = user.get("client-certificate-data"), user.get("client-key-data")
+        if cert and key:
+            with _pem_files(base64.b64decode(cert), base64.b64decode(key)) as (cert_file, key_file):
+                context.load_cert_chain(cert_file, key_file)
+        elif user.get("client-certificate") and user.get("client-key"):
+            context.load_cert_chain(_path(base, user["client-certificate"]), _path(base, user["client-key"]))
+    except (OSError, ValueError, ssl.SSLError) as exc:  # binascii.Error is a ValueError
+        raise SourceError(what, f"cannot load: TLS material: {type(exc).__name__}") from exc
+    return context
+
+
+@contextlib.contextmanager
+def _pem_files(cert: bytes, key: bytes) -> Iterator[tuple[str, str]]:
+    """The client certificate and key as files for `load_cert_chain` (it reads files only):
+    private (0600) in a fresh directory, removed as soon as they are loaded."""
+    with tempfile.TemporaryDirectory(prefix="netplex-tls-") as directory:
+        paths = []
+        for name, data in (("cert.pem", cert), ("key.pem", key)):
+            path = os.path.join(directory, name)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            paths.append(path)
+        yield paths[0], paths[1]
+
+
+def _path(base: str, path: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(base, path)
+
+
+def _read_text(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise SourceError(what, f"cannot read {path!r}: {exc.strerror or type(exc).__name__}") from exc
+
+
+def _q(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
+
+
+def _error(status: int, reason: str, what: str, *, conflict_is_gone: bool) -> SourceError:
+    """The API's HTTP status as our error types, as meta.k8s maps them."""
+    if status == 409 and conflict_is_gone:
+        return NotFound(what, "replaced by another pod of the same name (its uid changed)")
+    if status == 404:
+        return NotFound(what, "not found")
+    if status in (401, 403):
+        return Forbidden(what, f"the API server refused access (HTTP {status}): check netplex's RBAC")
+    if status == 429 or status >= 500:
+        return Unavailable(what, f"the API server cannot answer now (HTTP {status} {reason})")
+    return SourceError(what, f"the API server answered HTTP {status} {reason}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.strerror or os.strerror(exc.errno)
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or type(exc).__name__}"
+    return type(exc).__name__
+
+
+def _metadata(doc: Any, what: str) -> dict[str, Any]:
+    metadata = doc.get("metadata") if isinstance(doc, dict) else None
+    if not isinstance(metadata, dict):
+        raise SourceError(what, "the API server's object has no metadata")
+    return metadata
+
+
+def _annotations(metadata: dict[str, Any], what: str) -> dict[str, str]:
+    annotations = metadata.get("annotations") or {}
+    if not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values()):
+        raise SourceError(what, "metadata.annotations is not a map of strings")
+    return dict(annotations)
