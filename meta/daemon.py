@@ -35,13 +35,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cni import skel, store, version
 from cni.errors import CniError, Code
 from meta import config, daemon_config, daemon_lock, daemon_server, daemon_source, metrics, plugin, shim
 from meta.daemon_config import DaemonConfig, DaemonConfigError
 from meta.source import SourceError
+
+if TYPE_CHECKING:
+    from meta.policy.engine import PolicyEngine
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +61,10 @@ class Daemon:
         sources: daemon_source.Sources,
         meters: metrics.Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        policy: PolicyEngine | None = None,
     ) -> None:
         self.conf = conf
+        self.policy = policy  # network policy (meta/policy/), with Kubernetes only
         self.sources = sources
         self.meters = meters or metrics.Metrics()
         self._clock = clock
@@ -73,7 +78,7 @@ class Daemon:
 
     @property
     def ready(self) -> bool:
-        return self._accepting and self.sources.ready
+        return self._accepting and self.sources.ready and (self.policy is None or self.policy.synced)
 
     def stop_accepting(self) -> None:
         self._accepting = False
@@ -116,15 +121,20 @@ class Daemon:
 
         def add(args: skel.CmdArgs) -> Any:
             conf = config.load_meta_conf(args.stdin)
-            with self._admitted(args, conf, started + conf.add_timeout) as remaining:
+            deadline = started + conf.add_timeout
+            with self._admitted(args, conf, deadline) as remaining:
                 conf = conf.model_copy(update={"add_timeout": remaining})
                 factory = self.sources.for_request(conf, pod_uid=args.cni_args.get("K8S_POD_UID", ""))
-                return plugin.add(conf, args, source_factory=factory)
+                result = plugin.add(conf, args, source_factory=factory)
+                self._enforce_policy(conf, args, deadline)
+                return result
 
         def delete(args: skel.CmdArgs) -> None:
             conf = config.load_meta_conf(args.stdin)
             with self._admitted(args, conf, started + conf.add_timeout):
                 plugin.delete(conf, args)
+                if self.policy is not None:
+                    self.policy.forget(conf.cni_dir, args.container_id)
 
         def check(args: skel.CmdArgs) -> None:
             conf = config.load_meta_conf(args.stdin)
@@ -147,6 +157,20 @@ class Daemon:
                 )
 
         return skel.Plugin(add=add, delete=delete, check=check, status=status, gc=gc, about="netplex")
+
+    def _enforce_policy(self, conf: config.MetaConf, args: skel.CmdArgs, deadline: float) -> None:
+        """The new sandbox's network policy, before the ADD returns; on failure the ADD is
+        undone (an interface must not come up unenforced)."""
+        if self.policy is None:
+            return
+        try:
+            self.policy.enforce_sandbox(
+                conf.cni_dir, args.container_id, args.ifname, timeout=max(0.1, deadline - self._clock())
+            )
+        except CniError:
+            with contextlib.suppress(CniError):
+                plugin.delete(conf, args)
+            raise
 
     @contextlib.contextmanager
     def _admitted(self, args: skel.CmdArgs, conf: config.MetaConf, deadline: float) -> Iterator[float]:
@@ -218,6 +242,8 @@ class Running:
         self.daemon.stop_accepting()
         self.server.close()
         self.daemon.sources.stop()
+        if self.daemon.policy is not None:
+            self.daemon.policy.stop()
         self.meters.close()
         log.info("netplex daemon: stopped")
 
@@ -234,7 +260,7 @@ def start(conf: DaemonConfig, *, watch_timeout: int = 300) -> Running:
     except BaseException:
         meters.close()
         raise
-    daemon = Daemon(conf, sources=sources, meters=meters)
+    daemon = Daemon(conf, sources=sources, meters=meters, policy=_policy_engine(conf, sources, meters, watch_timeout))
     try:
         server = daemon_server.Server(conf.socket_path, daemon)
     except BaseException:
@@ -248,6 +274,8 @@ def start(conf: DaemonConfig, *, watch_timeout: int = 300) -> Running:
     meters.time_delegates()
     _warm_up()
     sources.start()
+    if daemon.policy is not None:
+        daemon.policy.start()
     server.start()
     log.info(
         "netplex daemon: serving on %s (%s, node %r, %d workers)",
@@ -283,6 +311,22 @@ def main(argv: list[str]) -> int:
         pass
     running.stop()
     return 0
+
+
+def _policy_engine(
+    conf: DaemonConfig, sources: daemon_source.Sources, meters: metrics.Metrics, watch_timeout: int
+) -> PolicyEngine | None:
+    """MultiNetworkPolicy enforcement: with Kubernetes only (thin mode and local
+    manifests cannot watch)."""
+    if not isinstance(sources, daemon_source.KubeSources):
+        return None
+    from meta.k8s import Kube
+    from meta.policy.engine import PolicyEngine
+
+    if not isinstance(sources.kube, Kube):
+        return None
+    cni_dir = conf.meta.get("cniDir") or config.DEFAULT_CNI_DIR
+    return PolicyEngine(sources.kube, cni_dirs=[str(cni_dir)], meters=meters, watch_timeout=watch_timeout)
 
 
 def _warm_up() -> None:

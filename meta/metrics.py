@@ -13,6 +13,9 @@ Exported series (all prefixed `netplex_`):
   api_requests_total{verb}                    requests to the Kubernetes API server
   inflight_requests                           CNI requests being served or waiting
   cache_objects{cache}                        objects held by each watch cache
+  policy_rules                                nftables rules network policy has in this node's pods
+  policy_sync_seconds                         from a change (policy, namespace, pod) to its enforcement
+  policy_sync_errors_total                    policy transactions that failed (retried)
 
 Delegate timing needs a hook in `cni.invoke` that does not exist yet: until it does,
 `time_delegates()` wraps `cni.invoke.invoke` for the life of the daemon process (and puts
@@ -55,6 +58,15 @@ class Metrics:
     def time_delegates(self) -> None:
         """Start timing every delegate call in this process."""
 
+    def observe_policy_sync(self, seconds: float) -> None:
+        """A network policy change was enforced on every local pod this long after it came."""
+
+    def count_policy_error(self) -> None:
+        """A network policy transaction (or a reconcile) failed."""
+
+    def observe_policy_rules(self, count: int) -> None:
+        """Network policy now has `count` nftables rules in this node's pods."""
+
     def close(self) -> None:
         """Stop serving and undo `time_delegates`."""
 
@@ -94,6 +106,16 @@ class PrometheusMetrics(Metrics):
         self._caches = prom.Gauge(
             "netplex_cache_objects", "objects held by each watch cache", ["cache"], registry=self.registry,
         )
+        self._policy_rules = prom.Gauge(
+            "netplex_policy_rules", "nftables rules network policy has in this node's pods", registry=self.registry,
+        )
+        self._policy_sync = prom.Histogram(
+            "netplex_policy_sync_seconds", "from a policy, namespace or pod change to its enforcement",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self._policy_errors = prom.Counter(
+            "netplex_policy_sync_errors", "network policy transactions that failed", registry=self.registry,
+        )
         self._undo: Callable[[], None] | None = None
         self._server, self._thread = prom.start_http_server(port, addr=host, registry=self.registry)
 
@@ -122,6 +144,15 @@ class PrometheusMetrics(Metrics):
 
     def watch_cache_size(self, cache: str, size: Callable[[], int]) -> None:
         self._caches.labels(cache).set_function(lambda: float(size()))
+
+    def observe_policy_sync(self, seconds: float) -> None:
+        self._policy_sync.observe(seconds)
+
+    def count_policy_error(self) -> None:
+        self._policy_errors.inc()
+
+    def observe_policy_rules(self, count: int) -> None:
+        self._policy_rules.set(count)
 
     def time_delegates(self) -> None:
         if self._undo is None:

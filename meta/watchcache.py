@@ -72,8 +72,10 @@ class WatchCache(Generic[T]):
         key: Callable[[T], Key],
         watch_timeout: int = DEFAULT_WATCH_TIMEOUT,
         sleep: Callable[[float], bool] | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_change = on_change  # called (from the watch thread) after a list or an event
         self._lister = lister
         self._watcher = watcher
         self._key = key
@@ -203,6 +205,8 @@ class WatchCache(Generic[T]):
             self._list_ok = True
             self._relist_cond.notify_all()
         self._synced.set()
+        if self._on_change is not None:
+            self._on_change()
         log.debug("watch cache %s: listed %d at resourceVersion %s", self.name, len(objects), version)
 
     def _watch(self) -> None:
@@ -231,6 +235,8 @@ class WatchCache(Generic[T]):
                         self._objects[key] = event.obj
                 if event.resource_version:
                     self.version = event.resource_version
+            if event.obj is not None and self._on_change is not None:
+                self._on_change()
 
     def _interrupt(self) -> None:
         """End the current watch (called with the lock held)."""
