@@ -29,6 +29,9 @@ _ = listeners  # the fixture
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 PORT = 8080
 DENY_INGRESS: dict[str, Any] = {"podSelector": {}, "policyTypes": ["Ingress"]}
+ALLOW_CLIENTS: dict[str, Any] = {
+    "podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}],
+}
 
 
 @dataclasses.dataclass
@@ -215,18 +218,19 @@ def test_a_policy_for_another_network_leaves_this_one_alone(env: Env, listeners:
 def test_a_change_is_enforced_and_an_established_flow_keeps_working(
     env: Env, listeners: Callable[..., Listener]
 ) -> None:
-    server, client = env.pod("server"), env.pod("client", labels={"role": "client"})
-    listeners(server.netns, tcp=(PORT,))
+    server = env.pod("server")
+    client, stranger = env.pod("client", labels={"role": "client"}), env.pod("stranger")
+    listeners(server.netns, tcp=(PORT, PORT + 1))
     talk = Conversation(client.netns, ip(server), PORT)
     try:
-        env.policy("deny", DENY_INGRESS)
-        eventually(lambda: not tcp(client.netns, ip(server), PORT), what="new connections denied")
-        assert talk.say("still there") == "still there", "the established flow survives the new ruleset"
-        env.api.update_policy("default", "deny", {
-            "podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}],
-        })
-        eventually(lambda: tcp(client.netns, ip(server), PORT), what="the updated policy allows the client")
-        assert talk.say("and now") == "and now"
+        env.policy("clients", ALLOW_CLIENTS)
+        eventually(lambda: not tcp(stranger.netns, ip(server), PORT), what="the stranger denied")
+        assert talk.say("still there") == "still there", "an allowed flow survives the new ruleset"
+        narrower = {**ALLOW_CLIENTS, "ingress": [{**ALLOW_CLIENTS["ingress"][0], "ports": [{"port": PORT}]}]}
+        env.api.update_policy("default", "clients", narrower)  # new structure: the table is replaced
+        eventually(lambda: not tcp(client.netns, ip(server), PORT + 1), what="the narrower policy enforced")
+        assert talk.say("and now") == "and now", "the allowed flow survives the replacement"
+        assert tcp(client.netns, ip(server), PORT)
     finally:
         talk.close()
 
@@ -252,25 +256,24 @@ def test_peers_joining_and_leaving_update_the_allowed_set(env: Env, listeners: C
 def test_daemon_restart_rebuilds_rules_removes_stale_ones_and_keeps_connections(
     env: Env, listeners: Callable[..., Listener]
 ) -> None:
-    server, client = env.pod("server", labels={"app": "db"}), env.pod("client", labels={"role": "client"})
+    server, cache = env.pod("server", labels={"app": "db"}), env.pod("cache", labels={"app": "cache"})
+    client, stranger = env.pod("client", labels={"role": "client"}), env.pod("stranger")
     listeners(server.netns, tcp=(PORT,))
-    env.policy("clients", {
-        "podSelector": {"matchLabels": {"app": "db"}},
-        "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}],
-    })
-    eventually(lambda: "netplex-policy" in table(server), what="the server enforced")
+    listeners(cache.netns, tcp=(PORT,))
+    env.policy("clients", {**ALLOW_CLIENTS, "podSelector": {"matchLabels": {"app": "db"}}})
+    env.policy("cache", {"podSelector": {"matchLabels": {"app": "cache"}}, "policyTypes": ["Ingress"]})
+    eventually(lambda: not tcp(stranger.netns, ip(cache), PORT), what="the cache enforced")
     talk = Conversation(client.netns, ip(server), PORT)
     try:
         assert env.runner.stop() == 0
-        env.api.delete_policy("default", "clients")
-        env.policy("deny-all", DENY_INGRESS, policy_for="default/net-b")  # another network only
-        kubeconfig = env.scene.kubeconfig
-        env.runner.start(kubeconfig)
-        eventually(lambda: "netplex-policy" not in table(server), what="stale rules removed after the restart")
-        assert talk.say("across the restart") == "across the restart"
-        env.api.add_policy("default", "deny-a", DENY_INGRESS, policy_for="default/net-a")
-        eventually(lambda: not tcp(client.netns, ip(server), PORT), what="enforcing again after the restart")
-        assert talk.say("still") == "still"
+        assert not tcp(stranger.netns, ip(server), PORT), "rules stay in force while the daemon is down"
+        env.api.delete_policy("default", "cache")
+        env.runner.start(env.scene.kubeconfig)
+        eventually(lambda: "netplex-policy" not in table(cache), what="stale rules removed after the restart")
+        assert tcp(stranger.netns, ip(cache), PORT)
+        assert not tcp(stranger.netns, ip(server), PORT), "the server's policy rebuilt"
+        assert talk.say("across the restart") == "across the restart", "the connection survives"
+        assert tcp(client.netns, ip(server), PORT)
     finally:
         talk.close()
 
