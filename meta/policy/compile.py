@@ -103,11 +103,12 @@ def compile_pod(world: World, pod: Pod, interfaces: Sequence[LocalInterface]) ->
         applying = select.applying(world, pod, iface.network)
         if applying:
             out.policies[iface.ifname] = applying
-        for direction in ("Ingress", "Egress"):
-            policies = select.selecting(world, pod, iface.network, direction)  # type: ignore[arg-type]
+        directions: tuple[Direction, ...] = ("Ingress", "Egress")
+        for direction in directions:
+            policies = select.selecting(world, pod, iface.network, direction)
             if not policies:
                 continue
-            builder = _Chain(world, pod, iface, direction, out)  # type: ignore[arg-type]
+            builder = _Chain(world, pod, iface, direction, out)
             for policy in policies:
                 rule_list = policy.spec.ingress if direction == "Ingress" else policy.spec.egress
                 for rule in rule_list:
@@ -223,12 +224,16 @@ class _Chain:
         index = self.sets
         self.sets += 1
         names = []
+        addresses, networks = list(addresses), list(networks)
+        v4 = [ipaddress.IPv4Network(a) for a in addresses if isinstance(a, ipaddress.IPv4Address)]
+        v4 += [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+        v6 = [ipaddress.IPv6Network(a) for a in addresses if isinstance(a, ipaddress.IPv6Address)]
+        v6 += [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+        collapsed = {4: [str(n) for n in ipaddress.collapse_addresses(v4)],
+                     6: [str(n) for n in ipaddress.collapse_addresses(v6)]}
         for version in (4, 6):
-            nets = [ipaddress.ip_network(a) for a in addresses if a.version == version]
-            nets.extend(n for n in networks if n.version == version)
-            collapsed = ipaddress.collapse_addresses(nets)  # type: ignore[misc]
             name = f"{self.name}-{index}-v{version}"
-            self.out.sets[name] = tuple(sorted(str(n) for n in collapsed))
+            self.out.sets[name] = tuple(sorted(collapsed[version]))
             names.append(name)
         return names
 

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from cni.errors import CniError, Code
 from meta import cache
@@ -43,7 +43,7 @@ RETRY = 1.0  # seconds before a failed pod is tried again
 Apply = Callable[[str, list[dict[str, Any]]], None]
 
 
-class Meters:
+class Meters(Protocol):
     """What the engine reports (meta.metrics.Metrics implements it)."""
 
     def observe_policy_sync(self, seconds: float) -> None: ...
@@ -51,6 +51,17 @@ class Meters:
     def count_policy_error(self) -> None: ...
 
     def observe_policy_rules(self, count: int) -> None: ...
+
+
+class _NoMeters:
+    def observe_policy_sync(self, seconds: float) -> None:
+        """Not measured."""
+
+    def count_policy_error(self) -> None:
+        """Not counted."""
+
+    def observe_policy_rules(self, count: int) -> None:
+        """Not reported."""
 
 
 @dataclasses.dataclass
@@ -81,7 +92,7 @@ class PolicyEngine:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
-        self.meters = meters or Meters()
+        self.meters: Meters = meters or _NoMeters()
         self._apply = apply
         self._clock = clock
         self._cni_dirs = dict.fromkeys(cni_dirs)

@@ -146,7 +146,7 @@ class Policy:
     def isolates(self, direction: Literal["Ingress", "Egress"]) -> bool:
         """NetworkPolicy's defaulting: without policyTypes, Ingress always, Egress when
         the policy has egress rules."""
-        types = self.spec.policy_types
+        types: tuple[str, ...] | None = self.spec.policy_types
         if types is None:
             types = ("Ingress", "Egress") if self.spec.egress else ("Ingress",)
         return direction in types
@@ -156,11 +156,10 @@ def policy_for(namespace: str, annotations: Mapping[str, str]) -> frozenset[str]
     """The networks of `policy-for`: "<ns>/<nad>" or "<nad>" (the policy's namespace)."""
     raw = annotations.get(POLICY_FOR_ANNOTATION, "")
     found = set()
-    for item in raw.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        found.add(item if "/" in item else f"{namespace}/{item}")
+    for part in raw.split(","):
+        item = part.strip()
+        if item:
+            found.add(item if "/" in item else f"{namespace}/{item}")
     return frozenset(found)
 
 

@@ -6,6 +6,7 @@ Standard library and cni.store only: the status command imports this."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 
@@ -36,10 +37,8 @@ def read(cni_dir: str, container_id: str) -> dict[str, list[str]]:
 
 
 def remove(cni_dir: str, container_id: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         store.remove(path_for(cni_dir, container_id))
-    except OSError:
-        pass
 
 
 def recorded(cni_dir: str) -> list[str]:

@@ -61,7 +61,8 @@ def selecting(world: World, pod: Pod, network: str, direction: Direction) -> lis
 
 def applying(world: World, pod: Pod, network: str) -> list[str]:
     """Keys of every policy that selects the interface, in either direction."""
-    keys = {p.key for d in ("Ingress", "Egress") for p in selecting(world, pod, network, d)}  # type: ignore[arg-type]
+    directions: tuple[Direction, ...] = ("Ingress", "Egress")
+    keys = {p.key for d in directions for p in selecting(world, pod, network, d)}
     return sorted(keys)
 
 
@@ -94,7 +95,8 @@ def addresses_on(world: World, pod: Pod, network: str) -> list[Address]:
     for entry in _network_status(pod):
         if entry.get("name") != network:
             continue
-        for text in entry.get("ips") or []:
+        ips = entry.get("ips")
+        for text in ips if isinstance(ips, list) else []:
             try:
                 found.append(ipaddress.ip_address(str(text)))
             except ValueError:
