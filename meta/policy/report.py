@@ -48,3 +48,13 @@ def recorded(cni_dir: str) -> list[str]:
     except FileNotFoundError:
         return []
     return sorted(name.removesuffix(".json") for name in names if name.endswith(".json") and not name.startswith("."))
+
+
+def rows(cni_dir: str, container_ids: Sequence[str]) -> list[tuple[str, str, str]]:
+    """`netplex status --pod`'s policy table: one row per interface some policy selects
+    (nothing at all when none does)."""
+    found: list[tuple[str, str, str]] = [("CONTAINER", "IFNAME", "POLICIES")]
+    for container_id in container_ids:
+        for ifname, keys in sorted(read(cni_dir, container_id).items()):
+            found.append((container_id[:12], ifname, ",".join(keys)))
+    return found if len(found) > 1 else []
