@@ -21,6 +21,7 @@ next pass (at most RETRY seconds later); they never stop the others."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import ipaddress
 import logging
@@ -40,6 +41,7 @@ from meta.source import Pod, SourceError
 log = logging.getLogger(__name__)
 
 RETRY = 1.0  # seconds before a failed pod is tried again
+PARALLEL = 4  # nft transactions (child processes) at once during a reconcile
 Apply = Callable[[str, list[dict[str, Any]]], None]
 
 
@@ -102,6 +104,7 @@ class PolicyEngine:
         self._lock = threading.RLock()  # one reconcile or ADD enforcement at a time
         self._sandboxes: dict[str, _Sandbox] = {}
         self._fresh_pods: dict[tuple[str, str], Pod] = {}  # read at ADD, before the watch has them
+        self._parsed: dict[tuple[str, str], tuple[object, model.Policy | None]] = {}  # by the cached object
         self._thread: threading.Thread | None = None
         self.caches = PolicyCaches(kube, on_change=self.kick, watch_timeout=watch_timeout)
         self.rules_programmed = 0
@@ -179,23 +182,17 @@ class PolicyEngine:
             self.caches.follow_pods()
             if not self.caches.synced:
                 return 0
-            world = self._world()
             locals_ = self._locals()
-            failures = 0
-            seen = set()
-            for local in locals_:
-                seen.add(local.entry.container_id)
-                pod = self._pod_of(local.entry)
-                if pod is None:
-                    continue  # the pod is not in the API (yet): keep what is there
-                try:
-                    self._enforce(world, local, pod)
-                except nft.NetnsGone:
-                    self._sandboxes.pop(local.entry.container_id, None)
-                except nft.NftError as err:
-                    failures += 1
-                    self.meters.count_policy_error()
-                    log.warning("network policy: %s: %s", local.entry.pod, err)
+            world = self._world(locals_)
+            started = self._clock()
+            seen = {local.entry.container_id for local in locals_}
+            work = [(local, pod) for local in locals_ if (pod := self._pod_of(local.entry)) is not None]
+            # (a pod not in the API yet keeps what it has.) Each transaction is a child
+            # process: a few run at once, so one slow pod does not hold up the rest.
+            with concurrent.futures.ThreadPoolExecutor(PARALLEL, thread_name_prefix="policy-nft") as pool:
+                outcomes = list(pool.map(lambda item: self._enforce_logged(world, *item), work))
+            changed = sum(1 for outcome in outcomes if outcome is True)
+            failures = sum(1 for outcome in outcomes if outcome is None)
             for gone in set(self._sandboxes) - seen:
                 self.forget(self._sandboxes[gone].cni_dir, gone)
             for cni_dir in self._cni_dirs:
@@ -207,9 +204,25 @@ class PolicyEngine:
                 del self._fresh_pods[key]
             self.rules_programmed = sum(s.ruleset.rules for s in self._sandboxes.values() if s.ruleset)
             self.meters.observe_policy_rules(self.rules_programmed)
+            if changed or failures:
+                log.info("network policy: %d pod(s) of %d reprogrammed, %d failed, in %.1f ms",
+                         changed, len(locals_), failures, (self._clock() - started) * 1000)
             return failures
 
-    def _enforce(self, world: World, local: _Local, pod: Pod) -> None:
+    def _enforce_logged(self, world: World, local: _Local, pod: Pod) -> bool | None:
+        """`_enforce`, with failures logged and counted: None when it failed."""
+        try:
+            return self._enforce(world, local, pod)
+        except nft.NetnsGone:
+            self._sandboxes.pop(local.entry.container_id, None)
+            return False
+        except nft.NftError as err:
+            self.meters.count_policy_error()
+            log.warning("network policy: %s: %s", local.entry.pod, err)
+            return None
+
+    def _enforce(self, world: World, local: _Local, pod: Pod) -> bool:
+        """Bring one sandbox's table to what `world` says; True when nft ran."""
         entry = local.entry
         wanted = rules.compile_pod(world, pod, local.interfaces)
         known = self._sandboxes.get(entry.container_id)
@@ -229,10 +242,12 @@ class PolicyEngine:
                 self._sandboxes[entry.container_id] = _Sandbox(entry.netns, local.cni_dir, None)
                 raise
         self._sandboxes[entry.container_id] = _Sandbox(entry.netns, local.cni_dir, wanted)
-        if wanted.policies:
-            report.write(local.cni_dir, entry.container_id, wanted.policies)
-        else:
-            report.remove(local.cni_dir, entry.container_id)
+        if known is None or known.ruleset is None or known.ruleset.policies != wanted.policies:
+            if wanted.policies:
+                report.write(local.cni_dir, entry.container_id, wanted.policies)
+            else:
+                report.remove(local.cni_dir, entry.container_id)
+        return bool(commands)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -253,20 +268,28 @@ class PolicyEngine:
                 self._stopping.wait(RETRY)
                 self.kick()
 
-    def _world(self) -> World:
+    def _world(self, locals_: list[_Local] | None = None) -> World:
         policies = []
         for obj in self.caches.policies.items():
-            try:
-                policies.append(model.parse(obj))
-            except model.PolicyError as err:
-                log.warning("network policy: %s; ignored", err)
+            parsed = self._parsed.get((obj.namespace, obj.name))
+            if parsed is None or parsed[0] is not obj:
+                try:
+                    parsed = (obj, model.parse(obj))
+                except model.PolicyError as err:
+                    log.warning("network policy: %s; ignored", err)
+                    parsed = (obj, None)
+                self._parsed[(obj.namespace, obj.name)] = parsed
+            if parsed[1] is not None:
+                policies.append(parsed[1])
+        current = {(obj.namespace, obj.name) for obj in self.caches.policies.items()}
+        self._parsed = {key: value for key, value in self._parsed.items() if key in current}
         pods_cache = self.caches.pods
         pods = {(p.namespace, p.name): p for p in (pods_cache.items() if pods_cache is not None else [])}
         for key, pod in self._fresh_pods.items():
             pods.setdefault(key, pod)
         namespaces = {ns.name: ns for ns in self.caches.namespaces.items()}
         local_addresses: dict[str, dict[str, list[Address]]] = {}
-        for local in self._locals():
+        for local in self._locals() if locals_ is None else locals_:
             for attachment in local.entry.attachments:
                 found = local_addresses.setdefault(local.entry.pod, {}).setdefault(attachment.network, [])
                 found.extend(_addresses(attachment.result))

@@ -39,6 +39,8 @@ class World:
     namespaces: Mapping[str, Namespace]
     pods: Sequence[Pod]
     local_addresses: Mapping[str, Mapping[str, Sequence[Address]]] = dataclasses.field(default_factory=dict)
+    # pod "ns/name" -> network -> addresses, filled on first use (network-status parsed once)
+    _addresses: dict[str, dict[str, list[Address]]] = dataclasses.field(default_factory=dict, compare=False)
 
     def pods_in(self, namespace: str) -> Iterator[Pod]:
         return (pod for pod in self.pods if pod.namespace == namespace)
@@ -91,17 +93,19 @@ def peer_networks(peer: Peer) -> list[Network]:
 def addresses_on(world: World, pod: Pod, network: str) -> list[Address]:
     """`pod`'s addresses on `network`: its network-status entries named so, plus what
     this node's cache recorded for it."""
-    found: list[Address] = list(world.local_addresses.get(f"{pod.namespace}/{pod.name}", {}).get(network, ()))
-    for entry in _network_status(pod):
-        if entry.get("name") != network:
-            continue
-        ips = entry.get("ips")
-        for text in ips if isinstance(ips, list) else []:
-            try:
-                found.append(ipaddress.ip_address(str(text)))
-            except ValueError:
-                continue
-    return sorted(set(found), key=lambda address: (address.version, address))
+    key = f"{pod.namespace}/{pod.name}"
+    networks = world._addresses.get(key)
+    if networks is None:
+        networks = {name: list(addresses) for name, addresses in world.local_addresses.get(key, {}).items()}
+        for entry in _network_status(pod):
+            ips = entry.get("ips")
+            for text in ips if isinstance(ips, list) else []:
+                try:
+                    networks.setdefault(str(entry.get("name")), []).append(ipaddress.ip_address(str(text)))
+                except ValueError:
+                    continue
+        world._addresses[key] = networks
+    return sorted(set(networks.get(network, ())), key=lambda address: (address.version, address))
 
 
 def _network_status(pod: Pod) -> list[dict[str, object]]:
