@@ -158,14 +158,18 @@ class _Chain:
             if named:
                 self._named_egress(policy, None, named)
             return
-        addresses: list[Address] = []
-        networks: list[Network] = []
-        for peer in peers:
-            networks.extend(select.peer_networks(peer))
-            for peer_pod in select.peer_pods(self.world, peer, policy.namespace):
-                addresses.extend(select.addresses_on(self.world, peer_pod, self.iface.network))
         if numbered:
-            names = self._new_sets(addresses, networks)
+            memo = (id(peers), self.iface.network, policy.namespace)  # the same for every pod: once
+            elements = self.world.peer_sets.get(memo)
+            if elements is None:
+                addresses: list[Address] = []
+                networks: list[Network] = []
+                for peer in peers:
+                    networks.extend(select.peer_networks(peer))
+                    for peer_pod in select.peer_pods(self.world, peer, policy.namespace):
+                        addresses.extend(select.addresses_on(self.world, peer_pod, self.iface.network))
+                elements = self.world.peer_sets[memo] = _elements_of(addresses, networks)
+            names = self._new_sets(elements)
             for port in numbered:
                 for name in names:
                     self.rules.append(self._rule([self._addr_match(name), *_port_match(port), {"accept": None}]))
@@ -214,26 +218,19 @@ class _Chain:
                         select.addresses_on(self.world, peer_pod, self.iface.network)
                     )
             for number, addresses in sorted(groups.items()):
-                for name in self._new_sets(addresses, []):
+                for name in self._new_sets(_elements_of(addresses, [])):
                     self.rules.append(
                         self._rule([self._addr_match(name), *_port_match((proto, number, number)), {"accept": None}])
                     )
 
-    def _new_sets(self, addresses: Iterable[Address], networks: Iterable[Network]) -> list[str]:
-        """Two named sets (IPv4, IPv6) holding these peers; their names."""
+    def _new_sets(self, elements: dict[int, tuple[str, ...]]) -> list[str]:
+        """Two named sets (IPv4, IPv6) holding these elements; their names."""
         index = self.sets
         self.sets += 1
         names = []
-        addresses, networks = list(addresses), list(networks)
-        v4 = [ipaddress.IPv4Network(a) for a in addresses if isinstance(a, ipaddress.IPv4Address)]
-        v4 += [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
-        v6 = [ipaddress.IPv6Network(a) for a in addresses if isinstance(a, ipaddress.IPv6Address)]
-        v6 += [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
-        collapsed = {4: [str(n) for n in ipaddress.collapse_addresses(v4)],
-                     6: [str(n) for n in ipaddress.collapse_addresses(v6)]}
         for version in (4, 6):
             name = f"{self.name}-{index}-v{version}"
-            self.out.sets[name] = tuple(sorted(collapsed[version]))
+            self.out.sets[name] = elements[version]
             names.append(name)
         return names
 
@@ -243,6 +240,25 @@ class _Chain:
 
     def _rule(self, expr: list[dict[str, Any]]) -> dict[str, Any]:
         return _rule(self.name, expr)
+
+
+def _elements_of(addresses: Iterable[Address], networks: Iterable[Network]) -> dict[int, tuple[str, ...]]:
+    """Set elements per family: the networks (disjoint after collapsing) and every address
+    not already inside one of them (an interval set refuses overlaps), sorted."""
+    found: dict[int, tuple[str, ...]] = {}
+    for version, host_len in ((4, 32), (6, 128)):
+        nets = [n for n in networks if n.version == version]
+        if nets:
+            collapsed = list(ipaddress.collapse_addresses(nets))  # type: ignore[type-var]
+            ranges = [(int(n.network_address), int(n.broadcast_address)) for n in collapsed]
+            kept = {str(n) for n in collapsed}
+        else:
+            ranges, kept = [], set()
+        for address in addresses:
+            if address.version == version and not any(lo <= int(address) <= hi for lo, hi in ranges):
+                kept.add(f"{address}/{host_len}")
+        found[version] = tuple(sorted(kept))
+    return found
 
 
 def _port_match(port: PortRange) -> list[dict[str, Any]]:

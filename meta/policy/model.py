@@ -8,6 +8,7 @@ Pure: no I/O, no Kubernetes client. Must not import meta.k8s or the engine."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 from collections.abc import Mapping
 from typing import Literal
@@ -74,19 +75,25 @@ class IPBlock(_Model):
 
     def networks(self) -> list[Network]:
         """The block minus its exceptions, as disjoint prefixes."""
-        kept: list[Network] = [ipaddress.ip_network(self.cidr, strict=False)]
-        for text in self.except_:
-            hole = ipaddress.ip_network(text, strict=False)
-            next_kept: list[Network] = []
-            for net in kept:
-                if net.version == hole.version and hole.subnet_of(net):  # type: ignore[arg-type]
-                    next_kept.extend(net.address_exclude(hole))  # type: ignore[arg-type]
-                elif net.version == hole.version and net.subnet_of(hole):  # type: ignore[arg-type]
-                    continue
-                else:
-                    next_kept.append(net)
-            kept = next_kept
-        return kept
+        return list(_block_networks(self.cidr, self.except_))
+
+
+@functools.lru_cache(maxsize=4096)
+def _block_networks(cidr: str, excepts: tuple[str, ...]) -> tuple[Network, ...]:
+    """`cidr` minus `excepts` (computed once per distinct block: ipaddress is slow)."""
+    kept: list[Network] = [ipaddress.ip_network(cidr, strict=False)]
+    for text in excepts:
+        hole = ipaddress.ip_network(text, strict=False)
+        next_kept: list[Network] = []
+        for net in kept:
+            if net.version == hole.version and hole.subnet_of(net):  # type: ignore[arg-type]
+                next_kept.extend(net.address_exclude(hole))  # type: ignore[arg-type]
+            elif net.version == hole.version and net.subnet_of(hole):  # type: ignore[arg-type]
+                continue
+            else:
+                next_kept.append(net)
+        kept = next_kept
+    return tuple(kept)
 
 
 class Peer(_Model):

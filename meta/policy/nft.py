@@ -18,6 +18,9 @@ import shutil
 import subprocess
 from typing import Any
 
+from delegates.netlink.errors import NetnsNotFound
+from meta.policy import libnft
+
 TIMEOUT = 20.0
 _NFT_CANDIDATES = ("/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", "/bin/nft")
 _NSENTER_CANDIDATES = ("/usr/bin/nsenter", "/bin/nsenter", "/usr/sbin/nsenter")
@@ -32,9 +35,29 @@ class NetnsGone(NftError):
 
 
 def apply(netns: str, commands: list[dict[str, Any]]) -> None:
-    """Run `commands` (nft JSON) in `netns` as one transaction."""
+    """Run `commands` (nft JSON) in `netns` as one transaction: through libnftables in a
+    thread inside the namespace when the library loads (meta/policy/libnft.py), else the
+    nft tool in a child."""
     if not commands:
         return
+    document = json.dumps({"nftables": commands})
+    if libnft.available():
+        if not os.path.exists(netns):
+            raise NetnsGone(f"network namespace {netns!r} is gone")
+        try:
+            libnft.run(netns, document)
+        except NetnsNotFound as exc:
+            raise NetnsGone(f"network namespace {netns!r} is gone") from exc
+        except (libnft.LibnftError, OSError) as exc:
+            if not os.path.exists(netns):
+                raise NetnsGone(f"network namespace {netns!r} is gone") from exc
+            raise NftError(f"nft in {netns!r}: {exc}") from exc
+        return
+    apply_in_child(netns, commands)
+
+
+def apply_in_child(netns: str, commands: list[dict[str, Any]]) -> None:
+    """`nsenter --net=<netns> nft -j -f -`: the same transaction, in a child process."""
     _run(netns, ["-j", "-f", "-"], stdin=json.dumps({"nftables": commands}))
 
 

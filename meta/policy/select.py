@@ -41,6 +41,10 @@ class World:
     local_addresses: Mapping[str, Mapping[str, Sequence[Address]]] = dataclasses.field(default_factory=dict)
     # pod "ns/name" -> network -> addresses, filled on first use (network-status parsed once)
     _addresses: dict[str, dict[str, list[Address]]] = dataclasses.field(default_factory=dict, compare=False)
+    # (id of a rule's peers, network, policy namespace) -> the peer set's elements, per family
+    peer_sets: dict[tuple[int, str, str], dict[int, tuple[str, ...]]] = dataclasses.field(
+        default_factory=dict, compare=False
+    )
 
     def pods_in(self, namespace: str) -> Iterator[Pod]:
         return (pod for pod in self.pods if pod.namespace == namespace)
