@@ -26,6 +26,7 @@ import argparse
 import datetime
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -48,6 +49,11 @@ PODS = 50
 POLICIES = 20
 ROUNDS = 10
 NETWORK = "default/net-a"
+# `python -m meta.daemon --config FILE`, with SIGUSR2 dumping every thread's stack to the log
+_DAEMON = (
+    "import faulthandler, runpy, signal, sys; faulthandler.register(signal.SIGUSR2, all_threads=True); "
+    "sys.argv = ['meta.daemon', '--config', sys.argv[1]]; runpy.run_module('meta.daemon', run_name='__main__')"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
             _wait_log(log_path, "reprogrammed", after=0.0, timeout=120)
             _wait_quiet(log_path)
             figures = _measure(api, daemon, log_path, pods, options)
+        except BaseException:
+            if daemon is not None:
+                os.kill(daemon.pid, signal.SIGUSR2)  # the daemon's thread stacks, into its log (if enabled)
+                time.sleep(1)
+            RESULTS.mkdir(exist_ok=True)
+            (RESULTS / "policy-failed-daemon.log").write_bytes((scratch / "daemon.log").read_bytes())
+            raise
         finally:
             if daemon is not None:
                 daemon.terminate()
@@ -146,8 +159,8 @@ def _start_daemon(node: str, scratch: Path, api: ApiDouble) -> tuple[subprocess.
     log_path = scratch / "daemon.log"
     log = open(log_path, "ab")  # noqa: SIM115 - the daemon's stdout for its life
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", os.path.basename(node), sys.executable, "-m", "meta.daemon",
-         "--config", str(scratch / "daemon.json")], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+        ["ip", "netns", "exec", os.path.basename(node), sys.executable, "-c", _DAEMON, str(scratch / "daemon.json")],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL,
     )
     client = shim.Client(config["socketPath"], timeout=5.0)
     deadline = time.monotonic() + 60

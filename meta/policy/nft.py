@@ -46,9 +46,7 @@ def apply(netns: str, commands: list[dict[str, Any]]) -> None:
             raise NetnsGone(f"network namespace {netns!r} is gone")
         try:
             libnft.run(netns, document)
-        except NetnsNotFound as exc:
-            raise NetnsGone(f"network namespace {netns!r} is gone") from exc
-        except (libnft.LibnftError, OSError) as exc:
+        except (libnft.LibnftError, OSError, NetnsNotFound) as exc:
             if not os.path.exists(netns):
                 raise NetnsGone(f"network namespace {netns!r} is gone") from exc
             raise NftError(f"nft in {netns!r}: {exc}") from exc
