@@ -114,7 +114,7 @@ def scene(tmp_path: Path) -> Iterator[tuple[FakeApi, Recorder, PolicyEngine, Pat
 
 
 def test_only_selected_pods_get_a_table_and_unselected_ones_are_cleared_once(scene: Any) -> None:
-    api, recorder, engine, cni_dir = scene
+    _api, recorder, engine, cni_dir = scene
     assert engine.reconcile() == 0
     by_netns = dict(recorder.calls)
     assert any("add" in c and "rule" in c["add"] for c in by_netns["/run/netns/db"])
@@ -125,7 +125,7 @@ def test_only_selected_pods_get_a_table_and_unselected_ones_are_cleared_once(sce
 
 
 def test_a_peer_joining_is_one_set_update_in_the_selected_pod(scene: Any) -> None:
-    api, recorder, engine, _ = scene
+    _api, recorder, engine, _ = scene
     engine.reconcile()
     recorder.calls.clear()
     engine.caches.pods._objects[("default", "new")] = _pod("new", "10.0.0.9", role="client")
@@ -137,7 +137,7 @@ def test_a_peer_joining_is_one_set_update_in_the_selected_pod(scene: Any) -> Non
 
 
 def test_a_failed_transaction_is_counted_and_replaced_in_full_next_time(scene: Any) -> None:
-    api, recorder, engine, _ = scene
+    _api, recorder, engine, _ = scene
     recorder.fail = True
     assert engine.reconcile() == 2
     recorder.fail = False
@@ -146,7 +146,7 @@ def test_a_failed_transaction_is_counted_and_replaced_in_full_next_time(scene: A
 
 
 def test_the_add_hook_fails_the_add_when_nft_refuses(scene: Any) -> None:
-    api, recorder, engine, cni_dir = scene
+    _api, recorder, engine, cni_dir = scene
     recorder.fail = True
     with pytest.raises(CniError) as caught:
         engine.enforce_sandbox(str(cni_dir), "c-db", "eth0", timeout=5)
