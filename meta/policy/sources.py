@@ -11,7 +11,9 @@ when the last one goes.
 
 A cluster without the MultiNetworkPolicy CRD (the list answers 404) counts as one
 without policies: the list is retried every `CRD_RECHECK` seconds, so installing the CRD
-later needs no daemon restart."""
+later needs no daemon restart. So does a daemon whose RBAC lacks the policy rules (403,
+an upgrade that kept the old ClusterRole), with an error in the log each time: blocking
+every pod's ADD on a missing permission would take the node's networking down."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from meta.source import Namespace, NotFound, Pod, PolicyObject
+from meta.source import Forbidden, Namespace, NotFound, Pod, PolicyObject
 from meta.watchcache import Expired, WatchCache, WatchEvent, WatchStream
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,10 @@ class PolicyCaches:
         except NotFound:
             if not self._crd_missing:
                 log.warning("network policy: the MultiNetworkPolicy CRD is not installed; no policies to enforce")
+            self._crd_missing = True
+            return [], ""
+        except Forbidden as err:
+            log.error("network policy: %s; NO POLICY IS ENFORCED until netplex may list them", err)
             self._crd_missing = True
             return [], ""
         self._crd_missing = False

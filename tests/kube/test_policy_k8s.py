@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import urllib3
 
 from meta import k8s
@@ -83,3 +84,16 @@ def test_a_cluster_without_the_crd_counts_as_one_without_policies(kube: k8s.Kube
         assert len(caches.policies) == 0 and caches.synced
     finally:
         caches.stop()
+
+
+def test_a_daemon_without_the_policy_rbac_stays_ready_and_says_why(
+    kube: k8s.Kube, api_double: ApiDouble, caplog: pytest.LogCaptureFixture
+) -> None:
+    api_double.fail_next(403, path="multi-networkpolicies", times=1000)
+    caches = PolicyCaches(kube, on_change=lambda: None, watch_timeout=5)
+    caches.start()
+    try:
+        assert caches.wait_synced(10, clock=time.monotonic) and len(caches.policies) == 0
+    finally:
+        caches.stop()
+    assert "NO POLICY IS ENFORCED" in caplog.text
