@@ -144,7 +144,7 @@ def _seed(api: ApiDouble, scratch: Path, run_id: str, made: list[str], *, pods: 
             ],
         )
         cache.write(str(cni_dir), entry)
-        seeded.append(Pod("default", name, uid=uid, labels=labels))
+        seeded.append(Pod("default", name, uid=uid, labels=labels, annotations={"netns": path}))
     for index in range(policies):
         api.add_policy("default", f"policy-{index}", _spec(index), policy_for=NETWORK)
     return seeded
@@ -273,7 +273,7 @@ def _floor(pods: list[Pod]) -> dict[str, float]:
 
 def _rules_per_pod(pods: list[Pod]) -> dict[str, float]:
     counts, elements = [], []
-    for path in sorted(Path("/run/netns").glob("bpp-*")):
+    for path in sorted({Path(p.annotations.get("netns", "")) for p in pods} - {Path()}):
         doc = nft.list_table(str(path), rules.FAMILY, rules.TABLE) or {}
         items = doc.get("nftables", [])
         counts.append(sum(1 for item in items if "rule" in item))
