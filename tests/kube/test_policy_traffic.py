@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
+import re
+import urllib.request
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from delegates.netlink import netns
 from tests.kube.conftest import MetaScene, ScenePod
 from tests.kube.policy_probe import Conversation, Listener, eventually, listeners, ping, tcp, udp
 from tests.kube.runners_daemon import DaemonRunner
@@ -96,7 +101,9 @@ def env(scene: MetaScene, host_ns: str, tmp_path: Path) -> Iterator[Env]:
     scene.api.add_namespace("kube-system")
     workdir = tmp_path / "policy-daemon"
     workdir.mkdir()
-    runner = DaemonRunner(node_ns=host_ns, workdir=workdir, daemon_keys={"cniDir": str(scene.cni_dir)})
+    port = random.randint(20000, 60000)  # the node namespace is ours alone
+    runner = DaemonRunner(node_ns=host_ns, workdir=workdir,
+                          daemon_keys={"cniDir": str(scene.cni_dir), "metricsAddress": f"127.0.0.1:{port}"})
     made = Env(scene=scene, runner=runner)
     try:
         yield made
@@ -291,3 +298,26 @@ def test_macvlan_pods_are_enforced_too(
                policy_for="default/mv")
     eventually(lambda: not tcp(stranger.netns, ip(server), PORT), what="the macvlan stranger denied")
     assert tcp(friend.netns, ip(server), PORT)
+
+
+def test_metrics_count_rules_and_syncs_and_status_names_the_policies(
+    env: Env, listeners: Callable[..., Listener]
+) -> None:
+    server = env.pod("server")
+    env.policy("deny", DENY_INGRESS)
+    eventually(lambda: "netplex-policy" in table(server), what="the server enforced")
+    address = env.runner.daemon_keys["metricsAddress"]
+
+    def metric(name: str) -> float:
+        text = netns.call(env.scene.node_ns, lambda: urllib.request.urlopen(f"http://{address}/metrics", timeout=5)
+                          .read().decode())
+        found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    eventually(lambda: metric("netplex_policy_rules") > 0, what="rules counted")
+    eventually(lambda: metric("netplex_policy_sync_seconds_count") >= 1, what="a sync observed")
+    status = subprocess.run(
+        [str(Path(sys.executable).with_name("netplex")), "status", "--cni-dir", str(env.scene.cni_dir),
+         "--pod", "default/server"], capture_output=True, text=True, check=True,
+    ).stdout
+    assert re.search(r"net1\s+default/deny", status), status
