@@ -12,9 +12,9 @@ import dataclasses
 import os
 import random
 import re
-import urllib.request
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
