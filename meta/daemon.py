@@ -16,6 +16,10 @@ past it, error 11):
 2. a worker: at most `concurrency` requests do work at once.
 The ADD's own deadline is what is left of the request's when its work starts.
 
+With Kubernetes the daemon also enforces MultiNetworkPolicy (meta/policy/engine.py): an
+ADD programs the new sandbox's rules after its delegates and before it answers (and is
+undone if that fails); readiness waits for the policy watches too.
+
 Lifecycle: ready (GET /readyz) once the watch caches are filled; SIGTERM or SIGINT makes
 readyz fail and new requests get 503 (the shim then waits, or DELs by itself), stops
 accepting, removes the socket, lets the requests in flight finish, and exits. All state
