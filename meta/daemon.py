@@ -20,6 +20,9 @@ Hot-plug (meta/hotplug, on unless the config says `"hotplug": false`): the pod w
 a reconciler that attaches and detaches networks when a running pod's selection changes,
 under the same per-sandbox locks (`hold_sandbox`); ADD records each sandbox for it, DEL
 tombstones it first.
+With Kubernetes the daemon also enforces MultiNetworkPolicy (meta/policy/engine.py): an
+ADD programs the new sandbox's rules after its delegates and before it answers (and is
+undone if that fails); readiness waits for the policy watches too.
 
 Lifecycle: ready (GET /readyz) once the watch caches are filled; SIGTERM or SIGINT makes
 readyz fail and new requests get 503 (the shim then waits, or DELs by itself), stops
@@ -40,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cni import invoke, skel, store, version
 from cni.errors import CniError, Code
@@ -49,6 +52,9 @@ from meta.daemon_config import DaemonConfig, DaemonConfigError
 from meta.hotplug import reconciler as hotplug_reconciler
 from meta.node import hostpath
 from meta.source import SourceError
+
+if TYPE_CHECKING:
+    from meta.policy.engine import PolicyEngine
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +71,10 @@ class Daemon:
         sources: daemon_source.Sources,
         meters: metrics.Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        policy: PolicyEngine | None = None,
     ) -> None:
         self.conf = conf
+        self.policy = policy  # network policy (meta/policy/), with Kubernetes only
         self.sources = sources
         self.meters = meters or metrics.Metrics()
         self._clock = clock
@@ -81,7 +89,7 @@ class Daemon:
 
     @property
     def ready(self) -> bool:
-        return self._accepting and self.sources.ready
+        return self._accepting and self.sources.ready and (self.policy is None or self.policy.synced)
 
     def stop_accepting(self) -> None:
         self._accepting = False
@@ -126,10 +134,12 @@ class Daemon:
 
         def add(args: skel.CmdArgs) -> Any:
             conf = config.load_meta_conf(args.stdin)
-            with self._admitted(args, conf, started + conf.add_timeout) as remaining:
+            deadline = started + conf.add_timeout
+            with self._admitted(args, conf, deadline) as remaining:
                 conf = conf.model_copy(update={"add_timeout": remaining})
                 factory = self.sources.for_request(conf, pod_uid=args.cni_args.get("K8S_POD_UID", ""))
                 result = plugin.add(conf, args, source_factory=factory)
+                self._enforce_policy(conf, args, deadline)
                 if self.hotplug is not None:
                     self.hotplug.sandbox_added(conf.cni_dir, args, json.loads(args.stdin))
                 return result
@@ -140,6 +150,8 @@ class Daemon:
                 if self.hotplug is not None:  # from now on nothing attaches to this sandbox
                     self.hotplug.sandbox_deleted(conf.cni_dir, args.container_id, args.ifname)
                 plugin.delete(conf, args)
+                if self.policy is not None:
+                    self.policy.forget(conf.cni_dir, args.container_id)
 
         def check(args: skel.CmdArgs) -> None:
             conf = config.load_meta_conf(args.stdin)
@@ -162,6 +174,20 @@ class Daemon:
                 )
 
         return skel.Plugin(add=add, delete=delete, check=check, status=status, gc=gc, about="netplex")
+
+    def _enforce_policy(self, conf: config.MetaConf, args: skel.CmdArgs, deadline: float) -> None:
+        """The new sandbox's network policy, before the ADD returns; on failure the ADD is
+        undone (an interface must not come up unenforced)."""
+        if self.policy is None:
+            return
+        try:
+            self.policy.enforce_sandbox(
+                conf.cni_dir, args.container_id, args.ifname, timeout=max(0.1, deadline - self._clock())
+            )
+        except CniError:
+            with contextlib.suppress(CniError):
+                plugin.delete(conf, args)
+            raise
 
     @contextlib.contextmanager
     def hold_sandbox(self, container_id: str, cni_dir: str, timeout: float) -> Iterator[None]:
@@ -245,6 +271,8 @@ class Running:
         if self.daemon.hotplug is not None:
             self.daemon.hotplug.stop()
         self.daemon.sources.stop()
+        if self.daemon.policy is not None:
+            self.daemon.policy.stop()
         self.meters.close()
         invoke.set_exec_root("")
         log.info("netplex daemon: stopped")
@@ -262,7 +290,7 @@ def start(conf: DaemonConfig, *, watch_timeout: int = 300) -> Running:
     except BaseException:
         meters.close()
         raise
-    daemon = Daemon(conf, sources=sources, meters=meters)
+    daemon = Daemon(conf, sources=sources, meters=meters, policy=_policy_engine(conf, sources, meters, watch_timeout))
     try:
         server = daemon_server.Server(conf.socket_path, daemon)
     except BaseException:
@@ -279,6 +307,8 @@ def start(conf: DaemonConfig, *, watch_timeout: int = 300) -> Running:
     if conf.hotplug and isinstance(sources, daemon_source.KubeSources):
         daemon.hotplug = _start_hotplug(conf, daemon, sources)
     sources.start()
+    if daemon.policy is not None:
+        daemon.policy.start()
     server.start()
     log.info(
         "netplex daemon: serving on %s (%s, node %r, %d workers)",
@@ -329,6 +359,20 @@ def _start_hotplug(
     reconciler.start()
     sources.pods.subscribe(reconciler.pod_changed)
     return reconciler
+def _policy_engine(
+    conf: DaemonConfig, sources: daemon_source.Sources, meters: metrics.Metrics, watch_timeout: int
+) -> PolicyEngine | None:
+    """MultiNetworkPolicy enforcement: with Kubernetes only (thin mode and local
+    manifests cannot watch)."""
+    if not isinstance(sources, daemon_source.KubeSources):
+        return None
+    from meta.k8s import Kube
+    from meta.policy.engine import PolicyEngine
+
+    if not isinstance(sources.kube, Kube):
+        return None
+    cni_dir = conf.meta.get("cniDir") or config.DEFAULT_CNI_DIR
+    return PolicyEngine(sources.kube, cni_dirs=[str(cni_dir)], meters=meters, watch_timeout=watch_timeout)
 
 
 def _warm_up() -> None:

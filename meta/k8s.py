@@ -39,9 +39,11 @@ from kubernetes.config.config_exception import ConfigException
 from meta.model import NETWORK_STATUS_ANNOTATION
 from meta.source import (
     Forbidden,
+    Namespace,
     NetworkAttachment,
     NotFound,
     Pod,
+    PolicyObject,
     SourceError,
     Unavailable,
     encode_network_status,
@@ -51,6 +53,8 @@ from meta.watchcache import Expired, WatchEvent
 NAD_GROUP = "k8s.cni.cncf.io"
 NAD_VERSION = "v1"
 NAD_PLURAL = "network-attachment-definitions"
+POLICY_VERSION = "v1beta1"  # MultiNetworkPolicy's storage version (v1beta2 is served too)
+POLICY_PLURAL = "multi-networkpolicies"
 # RFC 7386, asked for explicitly: for a dict body the client would send a strategic merge
 # patch (a fallback in its REST layer). For an annotations map the two mean the same, and a
 # merge patch is the standard one that every resource type takes.
@@ -204,6 +208,43 @@ class Kube:
         return Watch(
             self, "NetworkAttachmentDefinitions", _attachment, self._custom.list_cluster_custom_object,
             NAD_GROUP, NAD_VERSION, NAD_PLURAL, resource_version=resource_version, timeout=timeout,
+        )
+
+    # -- network policy (meta/policy/): every pod, namespaces, MultiNetworkPolicies --------
+
+    def list_all_pods_versioned(self) -> tuple[list[Pod], str]:
+        """Every pod in the cluster (peers of a policy may run on any node)."""
+        doc = self._call("pods", "list", self._core.list_pod_for_all_namespaces)
+        return [_pod(item, "pods") for item in _items(doc, "pods")], _list_version(doc)
+
+    def watch_all_pods(self, *, resource_version: str, timeout: int) -> Watch[Pod]:
+        return Watch(
+            self, "pods", _pod, self._core.list_pod_for_all_namespaces,
+            resource_version=resource_version, timeout=timeout,
+        )
+
+    def list_namespaces_versioned(self) -> tuple[list[Namespace], str]:
+        doc = self._call("namespaces", "list", self._core.list_namespace)
+        return [_namespace(item, "namespaces") for item in _items(doc, "namespaces")], _list_version(doc)
+
+    def watch_namespaces(self, *, resource_version: str, timeout: int) -> Watch[Namespace]:
+        return Watch(
+            self, "namespaces", _namespace, self._core.list_namespace,
+            resource_version=resource_version, timeout=timeout,
+        )
+
+    def list_policies_versioned(self) -> tuple[list[PolicyObject], str]:
+        """Every MultiNetworkPolicy in the cluster and the list's resourceVersion."""
+        what = "MultiNetworkPolicies"
+        doc = self._call(
+            what, "list", self._custom.list_cluster_custom_object, NAD_GROUP, POLICY_VERSION, POLICY_PLURAL
+        )
+        return [_policy(item, what) for item in _items(doc, what)], _list_version(doc)
+
+    def watch_policies(self, *, resource_version: str, timeout: int) -> Watch[PolicyObject]:
+        return Watch(
+            self, "MultiNetworkPolicies", _policy, self._custom.list_cluster_custom_object,
+            NAD_GROUP, POLICY_VERSION, POLICY_PLURAL, resource_version=resource_version, timeout=timeout,
         )
 
     def count_request(self, verb: str) -> None:
@@ -432,7 +473,43 @@ def _pod(doc: Any, what: str) -> Pod:
         name=str(metadata.get("name", "")),
         uid=str(metadata.get("uid", "")),
         annotations=_annotations(metadata, what),
+        labels=_labels(metadata),
+        named_ports=_named_ports(doc),
     )
+
+
+def _namespace(doc: Any, what: str) -> Namespace:
+    metadata = _metadata(doc, what)
+    return Namespace(name=str(metadata.get("name", "")), labels=_labels(metadata))
+
+
+def _policy(doc: Any, what: str) -> PolicyObject:
+    metadata = _metadata(doc, what)
+    spec = doc.get("spec") or {}
+    if not isinstance(spec, dict):
+        raise SourceError(what, "spec is not an object")
+    return PolicyObject(
+        namespace=str(metadata.get("namespace", "")), name=str(metadata.get("name", "")),
+        annotations=_annotations(metadata, what), spec=spec,
+    )
+
+
+def _labels(metadata: dict[str, Any]) -> dict[str, str]:
+    labels = metadata.get("labels") or {}
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+
+def _named_ports(doc: Any) -> dict[str, tuple[str, int]]:
+    """name -> (protocol, containerPort) over the pod's containers (for named policy ports)."""
+    spec = doc.get("spec") if isinstance(doc, dict) else None
+    found: dict[str, tuple[str, int]] = {}
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    for container in containers if isinstance(containers, list) else []:
+        ports = container.get("ports") if isinstance(container, dict) else None
+        for port in ports if isinstance(ports, list) else []:
+            if isinstance(port, dict) and port.get("name") and isinstance(port.get("containerPort"), int):
+                found.setdefault(str(port["name"]), (str(port.get("protocol") or "TCP"), port["containerPort"]))
+    return found
 
 
 def _attachment(doc: Any, what: str) -> NetworkAttachment:

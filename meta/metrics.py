@@ -14,6 +14,9 @@ Exported series (all prefixed `netplex_`):
   inflight_requests                           CNI requests being served or waiting
   cache_objects{cache}                        objects held by each watch cache
   hotplug_operations_total{action,outcome}    hot-plug adds/removes on running pods, ok or failed
+  policy_rules                                nftables rules network policy has in this node's pods
+  policy_sync_seconds                         from a change (policy, namespace, pod) to its enforcement
+  policy_sync_errors_total                    policy transactions that failed (retried)
 
 Delegate timing needs a hook in `cni.invoke` that does not exist yet: until it does,
 `time_delegates()` wraps `cni.invoke.invoke` for the life of the daemon process (and puts
@@ -59,6 +62,15 @@ class Metrics:
     def time_delegates(self) -> None:
         """Start timing every delegate call in this process."""
 
+    def observe_policy_sync(self, seconds: float) -> None:
+        """A network policy change was enforced on every local pod this long after it came."""
+
+    def count_policy_error(self) -> None:
+        """A network policy transaction (or a reconcile) failed."""
+
+    def observe_policy_rules(self, count: int) -> None:
+        """Network policy now has `count` nftables rules in this node's pods."""
+
     def close(self) -> None:
         """Stop serving and undo `time_delegates`."""
 
@@ -102,6 +114,16 @@ class PrometheusMetrics(Metrics):
             "netplex_hotplug_operations", "hot-plug steps on running pods, by action and outcome",
             ["action", "outcome"], registry=self.registry,
         )
+        self._policy_rules = prom.Gauge(
+            "netplex_policy_rules", "nftables rules network policy has in this node's pods", registry=self.registry,
+        )
+        self._policy_sync = prom.Histogram(
+            "netplex_policy_sync_seconds", "from a policy, namespace or pod change to its enforcement",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self._policy_errors = prom.Counter(
+            "netplex_policy_sync_errors", "network policy transactions that failed", registry=self.registry,
+        )
         self._undo: Callable[[], None] | None = None
         self._server, self._thread = prom.start_http_server(port, addr=host, registry=self.registry)
 
@@ -133,6 +155,15 @@ class PrometheusMetrics(Metrics):
 
     def count_hotplug(self, action: str, outcome: str) -> None:
         self._hotplug.labels(action, outcome).inc()
+
+    def observe_policy_sync(self, seconds: float) -> None:
+        self._policy_sync.observe(seconds)
+
+    def count_policy_error(self) -> None:
+        self._policy_errors.inc()
+
+    def observe_policy_rules(self, count: int) -> None:
+        self._policy_rules.set(count)
 
     def time_delegates(self) -> None:
         if self._undo is None:

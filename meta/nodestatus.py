@@ -25,6 +25,12 @@ def run(*, cni_dir: str, pod: str | None) -> int:
                 ",".join(_ips(attachment.result)) or "-",
             ))
     print(format_table(rows))
+    if pod is not None:  # which MultiNetworkPolicies the daemon enforces on each interface
+        from meta.policy import report
+
+        policy_rows = report.rows(cni_dir, [e.container_id for e in entries])
+        if policy_rows:
+            print("\n" + format_table(policy_rows))
     return 0
 
 

@@ -36,6 +36,29 @@ class Pod:
     name: str
     uid: str = ""
     annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # For network policy (meta/policy/): the pod's labels, and its containers' named ports
+    # (name -> (protocol, number)); empty when the source does not say.
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    named_ports: Mapping[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Namespace:
+    """A Kubernetes namespace, as network policy's namespaceSelector sees it."""
+
+    name: str
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyObject:
+    """A MultiNetworkPolicy as read: its identity, annotations (`policy-for`) and its spec,
+    still the API's JSON (meta/policy/model.py parses it)."""
+
+    namespace: str
+    name: str
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    spec: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

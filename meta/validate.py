@@ -76,6 +76,9 @@ def run(files: Sequence[str]) -> int:
         found, count = validate_file(path)
         problems.extend(found)
         documents += count
+    from meta.policy import lint as policy_lint  # MultiNetworkPolicies, and thin configs beside them
+
+    problems.extend(Problem(*finding) for finding in policy_lint.check(files))
     for problem in problems:
         print(problem)
     errors = sum(1 for problem in problems if not problem.warning)

@@ -74,8 +74,10 @@ class WatchCache(Generic[T]):
         key: Callable[[T], Key],
         watch_timeout: int = DEFAULT_WATCH_TIMEOUT,
         sleep: Callable[[float], bool] | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_change = on_change  # called (from the watch thread) after a list or an event
         self._lister = lister
         self._watcher = watcher
         self._key = key
@@ -212,6 +214,8 @@ class WatchCache(Generic[T]):
         self._synced.set()
         for obj in objects:
             self._notify("LISTED", obj)
+        if self._on_change is not None:
+            self._on_change()
         log.debug("watch cache %s: listed %d at resourceVersion %s", self.name, len(objects), version)
 
     def _watch(self) -> None:
@@ -242,6 +246,9 @@ class WatchCache(Generic[T]):
                     self.version = event.resource_version
             if event.obj is not None:
                 self._notify(event.type, event.obj)
+
+            if event.obj is not None and self._on_change is not None:
+                self._on_change()
 
     def _notify(self, event_type: str, obj: T) -> None:
         for callback in self._subscribers:

@@ -9,6 +9,8 @@ apiVersion, metadata with uid and resourceVersion, `Status` objects for errors):
   GET    /api/v1/pods, /api/v1/namespaces/{ns}/pods      list (fieldSelector, labelSelector)
   GET    /apis/k8s.cni.cncf.io/v1/namespaces/{ns}/network-attachment-definitions[/{name}]
   GET    /apis/k8s.cni.cncf.io/v1/network-attachment-definitions
+  GET    /api/v1/namespaces[/{name}]                        (network policy's namespaceSelector)
+  GET    /apis/k8s.cni.cncf.io/{v1beta1,v1beta2}[/namespaces/{ns}]/multi-networkpolicies[/{name}]
   ...?watch=1 on every list: JSON lines of {"type", "object"} from `resourceVersion`
 
 It speaks HTTP/1.0, one request per connection, so `stop()` leaves no idle connection
@@ -35,6 +37,11 @@ from typing import Any
 PODS = "pods"
 NADS = "network-attachment-definitions"
 NAD_API_VERSION = "k8s.cni.cncf.io/v1"
+NAMESPACES = "namespaces"  # cluster-scoped: stored under namespace ""
+POLICIES = "multi-networkpolicies"
+POLICY_API_VERSION = "k8s.cni.cncf.io/v1beta1"
+_LIST_KINDS = {NAMESPACES: ("NamespaceList", "v1"), POLICIES: ("MultiNetworkPolicyList", POLICY_API_VERSION)}
+_POLICY_PREFIX = r"/apis/k8s\.cni\.cncf\.io/(?:v1beta1|v1beta2)"
 CREATED = "2024-01-01T00:00:00Z"
 _PATCH_TYPES = {"application/merge-patch+json", "application/strategic-merge-patch+json"}
 _REASONS = {
@@ -59,6 +66,11 @@ _ROUTES = [
     (re.compile(_NAD_PREFIX + r"/namespaces/([^/]+)/network-attachment-definitions/([^/]+)"), NADS, "object"),
     (re.compile(_NAD_PREFIX + r"/namespaces/([^/]+)/network-attachment-definitions"), NADS, "list"),
     (re.compile(_NAD_PREFIX + r"/network-attachment-definitions()"), NADS, "list"),
+    (re.compile(r"/api/v1/namespaces/()([^/]+)"), NAMESPACES, "object"),
+    (re.compile(r"/api/v1/namespaces()"), NAMESPACES, "list"),
+    (re.compile(_POLICY_PREFIX + r"/namespaces/([^/]+)/multi-networkpolicies/([^/]+)"), POLICIES, "object"),
+    (re.compile(_POLICY_PREFIX + r"/namespaces/([^/]+)/multi-networkpolicies"), POLICIES, "list"),
+    (re.compile(_POLICY_PREFIX + r"/multi-networkpolicies()"), POLICIES, "list"),
 ]
 
 
@@ -107,7 +119,8 @@ class ApiDouble:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {PODS: {}, NADS: {}}
+        self._objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {PODS: {}, NADS: {}, NAMESPACES: {},
+                                                                            POLICIES: {}}
         self._events: list[_Event] = []
         self._resource_version = 1000
         self._oldest_watchable = 0
@@ -230,6 +243,39 @@ class ApiDouble:
         with self._cond:
             return copy.deepcopy(self._objects[NADS][(namespace, name)])
 
+    # -- network policy: namespaces, MultiNetworkPolicies, pod labels -------------------
+
+    def add_namespace(self, name: str, *, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        labels = {"kubernetes.io/metadata.name": name, **(labels or {})}  # as the real server adds
+        obj = {"kind": "Namespace", "apiVersion": "v1", "metadata": _metadata("", name, labels=labels)}
+        return self._put(NAMESPACES, obj, "ADDED")
+
+    def add_policy(
+        self, namespace: str, name: str, spec: dict[str, Any], *, policy_for: str
+    ) -> dict[str, Any]:
+        """A MultiNetworkPolicy with `k8s.v1.cni.cncf.io/policy-for: <policy_for>`."""
+        obj = {
+            "kind": "MultiNetworkPolicy", "apiVersion": POLICY_API_VERSION,
+            "metadata": _metadata(namespace, name, annotations={"k8s.v1.cni.cncf.io/policy-for": policy_for}),
+            "spec": copy.deepcopy(spec),
+        }
+        return self._put(POLICIES, obj, "ADDED")
+
+    def update_policy(self, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        with self._cond:
+            obj = copy.deepcopy(self._objects[POLICIES][(namespace, name)])
+        obj["spec"] = copy.deepcopy(spec)
+        return self._put(POLICIES, obj, "MODIFIED")
+
+    def delete_policy(self, namespace: str, name: str) -> None:
+        self._delete(POLICIES, namespace, name)
+
+    def set_pod_labels(self, namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
+        with self._cond:
+            obj = copy.deepcopy(self._objects[PODS][(namespace, name)])
+        obj["metadata"]["labels"] = dict(labels)
+        return self._put(PODS, obj, "MODIFIED")
+
     def compact(self) -> None:
         """Forget the event history: a watch from an older resourceVersion gets 410 Gone."""
         with self._cond:
@@ -347,6 +393,8 @@ class ApiDouble:
             version = str(self._resource_version)
         if resource == PODS:
             kind, api_version = "PodList", "v1"
+        elif resource in _LIST_KINDS:
+            kind, api_version = _LIST_KINDS[resource]
         else:
             kind, api_version = "NetworkAttachmentDefinitionList", NAD_API_VERSION
         return {"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": version}, "items": items}

@@ -52,8 +52,20 @@ def named(kind: str) -> dict[str, Any]:
     return doc
 
 
+def crd_named(name: str) -> dict[str, Any]:
+    [doc] = [
+        doc for _path, doc in all_documents("crds")
+        if doc["kind"] == "CustomResourceDefinition" and doc["metadata"]["name"] == name
+    ]
+    return doc
+
+
+NAD_CRD = "network-attachment-definitions.k8s.cni.cncf.io"
+POLICY_CRD = "multi-networkpolicies.k8s.cni.cncf.io"
+
+
 def crd_schema() -> dict[str, Any]:
-    crd = named("CustomResourceDefinition")
+    crd = crd_named(NAD_CRD)
     [version] = crd["spec"]["versions"]
     schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
     return schema
@@ -94,7 +106,7 @@ def test_every_document_passes_netplex_validate(path: Path) -> None:
 
 
 def test_the_crd_is_the_npwg_one() -> None:
-    crd = named("CustomResourceDefinition")
+    crd = crd_named(NAD_CRD)
     assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
     assert crd["metadata"]["name"] == "network-attachment-definitions.k8s.cni.cncf.io"
     spec = crd["spec"]
@@ -191,6 +203,11 @@ def test_the_cluster_role_is_least_privilege() -> None:
         ("k8s.cni.cncf.io", "network-attachment-definitions", "list"),
         ("k8s.cni.cncf.io", "network-attachment-definitions", "watch"),
         ("", "events", "create"), ("events.k8s.io", "events", "create"),
+        # network policy (meta/policy/): read-only
+        ("k8s.cni.cncf.io", "multi-networkpolicies", "get"),
+        ("k8s.cni.cncf.io", "multi-networkpolicies", "list"),
+        ("k8s.cni.cncf.io", "multi-networkpolicies", "watch"),
+        ("", "namespaces", "get"), ("", "namespaces", "list"), ("", "namespaces", "watch"),
     }
 
 
@@ -385,3 +402,46 @@ def test_the_containerfile_pins_python_311_and_drops_root() -> None:
     assert users and users[-1] not in ("0", "root")
     for path in ("cni", "delegates", "meta", "pyproject.toml"):
         assert path in text
+
+
+def test_the_multi_network_policy_crd_is_the_npwg_one_with_a_structural_schema() -> None:
+    crd = crd_named(POLICY_CRD)
+    spec = crd["spec"]
+    assert (spec["group"], spec["scope"], spec["names"]["kind"], spec["names"]["plural"]) == (
+        "k8s.cni.cncf.io", "Namespaced", "MultiNetworkPolicy", "multi-networkpolicies"
+    )
+    versions = {v["name"]: (v["served"], v["storage"]) for v in spec["versions"]}
+    assert versions == {"v1beta1": (True, True), "v1beta2": (True, False)}
+    schemas = [v["schema"]["openAPIV3Schema"] for v in spec["versions"]]
+    assert schemas[0] == schemas[1], "both versions mean the same"
+    _assert_structural(schemas[0], "openAPIV3Schema")
+    policy = {
+        "apiVersion": "k8s.cni.cncf.io/v1beta1", "kind": "MultiNetworkPolicy",
+        "metadata": {"name": "p", "annotations": {"k8s.v1.cni.cncf.io/policy-for": "default/net-a"}},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+                                  {"namespaceSelector": {}, "podSelector": {"matchExpressions": [
+                                      {"key": "role", "operator": "In", "values": ["a"]}]}}],
+                         "ports": [{"protocol": "TCP", "port": 80, "endPort": 90}, {"port": "http"}]}],
+            "egress": [{"to": [{"podSelector": {}}], "ports": [{"protocol": "SCTP", "port": 9}]}],
+        },
+    }
+    jsonschema.validate(policy, schemas[0])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**policy, "spec": {"ingress": [{"from": [{"ipBlock": {}}]}]}}, schemas[0])
+
+
+def _assert_structural(schema: dict[str, Any], where: str) -> None:
+    """Kubernetes' structural-schema rules, as far as this CRD uses them: every node
+    has a type (or is int-or-string), and anyOf only carries types already allowed."""
+    if schema.get("x-kubernetes-int-or-string"):
+        assert all(set(branch) == {"type"} for branch in schema.get("anyOf", [])), where
+        return
+    assert "type" in schema, f"{where}: no type"
+    for name, child in schema.get("properties", {}).items():
+        _assert_structural(child, f"{where}.{name}")
+    if "items" in schema:
+        _assert_structural(schema["items"], f"{where}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        _assert_structural(schema["additionalProperties"], f"{where}{{}}")

@@ -62,3 +62,19 @@ def test_status_of_an_unknown_pod_fails(tmp_path: Path, capsys: pytest.CaptureFi
 def test_status_of_an_empty_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["status", "--cni-dir", str(tmp_path / "nothing")]) == 0
     assert "no attachments recorded" in capsys.readouterr().out
+
+
+def test_status_of_one_pod_shows_the_policies_on_each_interface(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from meta.policy import report
+
+    record(tmp_path, "aaaa1111", "default/web", [("cluster", "eth0", "10.1.0.5/24"),
+                                                 ("default/blue", "net1", "10.2.0.5/24")])
+    report.write(str(tmp_path), "aaaa1111", {"net1": ["default/allow-db", "default/deny"]})
+
+    assert cli.main(["status", "--cni-dir", str(tmp_path), "--pod", "default/web"]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].split() == ["CONTAINER", "IFNAME", "POLICIES"]
+    assert lines[-1].split() == ["aaaa1111", "net1", "default/allow-db,default/deny"]
