@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CONF_DIR = "/etc/cni/multus/net.d"  # Multus's default, so a Multus confDir just works
 DEFAULT_CNI_DIR = cachepath.DEFAULT_CNI_DIR
 DEFAULT_BIN_DIR = "/opt/cni/bin"
+DEFAULT_MULTUS_CACHE_DIR = cachepath.DEFAULT_MULTUS_CACHE_DIR
 DEFAULT_NAMESPACE = "kube-system"
 DEFAULT_LOCAL_NETWORKS = "/etc/netplex/networks"
 DEFAULT_ADD_TIMEOUT = 60.0
@@ -47,6 +48,7 @@ _KNOWN_KEYS = frozenset(
         "systemNamespaces", "multusNamespace", "netplexNamespace", "readinessindicatorfile",
         "readinessIndicatorFile", "retryDeleteOnError",
         "daemonSocket", "builtinDelegates", "addTimeout", "delegateTimeout", "localNetworks", "resultIPs",
+        "multusCacheDir",
     }
 )
 
@@ -97,6 +99,8 @@ class MetaConf(NetConf):
     delegate_timeout: StrictFloat = Field(DEFAULT_DELEGATE_TIMEOUT, alias="delegateTimeout", gt=0, le=3600)
     local_networks: str = Field(DEFAULT_LOCAL_NETWORKS, alias="localNetworks")
     result_ips: Literal["cluster", "all"] = Field("cluster", alias="resultIPs")
+    # Where Multus kept its cache (its `cniDir`): sandboxes it attached are DELed from there.
+    multus_cache_dir: str = Field(DEFAULT_MULTUS_CACHE_DIR, alias="multusCacheDir")
 
     @model_validator(mode="before")
     @classmethod

@@ -139,10 +139,17 @@ def add(conf: config.MetaConf, args: skel.CmdArgs, *, source_factory: Callable[[
 def delete(conf: config.MetaConf, args: skel.CmdArgs) -> None:
     """DEL from the cache alone: no API access, works after the NAD is gone."""
     entry = cache.read(conf.cni_dir, args.container_id, args.ifname)
-    if entry is None:
-        log.info("DEL %s/%s: nothing recorded, nothing to do", args.container_id, args.ifname)
-        return
     netns = args.netns if args.netns and os.path.exists(args.netns) else ""
+    if entry is None:
+        from meta import multusmigrate  # a sandbox Multus attached before the switch
+
+        adopted = args.replace(netns=netns, path=_cni_path(conf, args))
+        if not multusmigrate.delete(
+            conf, adopted, builtins=_builtins(conf), timeout=conf.delegate_timeout,
+            cni_args=PodIdentity.from_args(args).delegate_cni_args(),
+        ):
+            log.info("DEL %s/%s: nothing recorded, nothing to do", args.container_id, args.ifname)
+        return
     attach.delete_all(
         entry, args.replace(netns=netns, path=_cni_path(conf, args)),
         cni_dir=conf.cni_dir, builtins=_builtins(conf), timeout=conf.delegate_timeout,
@@ -152,6 +159,13 @@ def delete(conf: config.MetaConf, args: skel.CmdArgs) -> None:
 def check(conf: config.MetaConf, args: skel.CmdArgs) -> None:
     entry = cache.read(conf.cni_dir, args.container_id, args.ifname)
     if entry is None:
+        from meta import multusmigrate
+
+        if multusmigrate.check(
+            conf, args.replace(path=_cni_path(conf, args)), builtins=_builtins(conf),
+            timeout=conf.delegate_timeout, cni_args=PodIdentity.from_args(args).delegate_cni_args(),
+        ):
+            return
         raise CniError(Code.UNKNOWN_CONTAINER, f"no attachments recorded for container {args.container_id!r}")
     attach.check_all(
         entry, args.replace(path=_cni_path(conf, args)), builtins=_builtins(conf), timeout=conf.delegate_timeout
@@ -180,6 +194,13 @@ def gc(conf: config.MetaConf, args: skel.CmdArgs) -> None:
             attach.delete_all(entry, stale, cni_dir=conf.cni_dir, builtins=builtins, timeout=conf.delegate_timeout)
         except CniError as err:
             errors.append(err)
+    from meta import multusmigrate  # sandboxes Multus attached before the switch
+
+    multus_kept, multus_errors = multusmigrate.gc(
+        conf, call, valid=valid, builtins=builtins, timeout=conf.delegate_timeout
+    )
+    kept.extend(multus_kept)
+    errors.extend(multus_errors)
     errors.extend(
         attach.gc_delegates(kept, call, builtins=builtins, timeout=conf.delegate_timeout, stale=stale_entries)
     )
