@@ -13,6 +13,8 @@ Exported series (all prefixed `netplex_`):
   api_requests_total{verb}                    requests to the Kubernetes API server
   inflight_requests                           CNI requests being served or waiting
   cache_objects{cache}                        objects held by each watch cache
+  abandoned_steps_total{type,command}         built-in steps given up at their deadline
+  events_total{reason,outcome}                pod events: posted, failed, dropped by the rate limit
 
 Delegate timing needs a hook in `cni.invoke` that does not exist yet: until it does,
 `time_delegates()` wraps `cni.invoke.invoke` for the life of the daemon process (and puts
@@ -55,6 +57,9 @@ class Metrics:
     def time_delegates(self) -> None:
         """Start timing every delegate call in this process."""
 
+    def count_event(self, reason: str, outcome: str) -> None:
+        """One pod event: `posted`, `failed` or `dropped` (rate limit, full queue)."""
+
     def close(self) -> None:
         """Stop serving and undo `time_delegates`."""
 
@@ -94,6 +99,14 @@ class PrometheusMetrics(Metrics):
         self._caches = prom.Gauge(
             "netplex_cache_objects", "objects held by each watch cache", ["cache"], registry=self.registry,
         )
+        self._abandoned = prom.Counter(
+            "netplex_abandoned_steps", "built-in delegate steps abandoned at their deadline",
+            ["type", "command"], registry=self.registry,
+        )
+        self._events = prom.Counter(
+            "netplex_events", "pod events, by reason and outcome (posted, failed, dropped)",
+            ["reason", "outcome"], registry=self.registry,
+        )
         self._undo: Callable[[], None] | None = None
         self._server, self._thread = prom.start_http_server(port, addr=host, registry=self.registry)
 
@@ -123,9 +136,25 @@ class PrometheusMetrics(Metrics):
     def watch_cache_size(self, cache: str, size: Callable[[], int]) -> None:
         self._caches.labels(cache).set_function(lambda: float(size()))
 
+    def count_event(self, reason: str, outcome: str) -> None:
+        self._events.labels(reason, outcome).inc()
+
+    def _count_abandoned(self, plugin_type: str, command: str) -> None:
+        self._abandoned.labels(plugin_type, command).inc()
+
     def time_delegates(self) -> None:
         if self._undo is None:
-            self._undo = wrap_invoke(self.observe_delegate)
+            from cni import invoke as cni_invoke
+
+            undo_timing = wrap_invoke(self.observe_delegate)
+            cni_invoke.on_abandon.append(self._count_abandoned)
+
+            def undo() -> None:
+                undo_timing()
+                if self._count_abandoned in cni_invoke.on_abandon:
+                    cni_invoke.on_abandon.remove(self._count_abandoned)
+
+            self._undo = undo
 
     def close(self) -> None:
         if self._undo is not None:
