@@ -39,7 +39,7 @@ from typing import Any
 
 from cni import skel, store, version
 from cni.errors import CniError, Code
-from meta import config, daemon_config, daemon_lock, daemon_server, daemon_source, metrics, plugin, shim
+from meta import config, daemon_config, daemon_lock, daemon_server, daemon_source, events, metrics, plugin, shim
 from meta.daemon_config import DaemonConfig, DaemonConfigError
 from meta.source import SourceError
 
@@ -66,6 +66,11 @@ class Daemon:
         self._workers = threading.BoundedSemaphore(conf.concurrency)
         self._sandboxes = _SandboxLocks()
         self._accepting = True
+        # Pod events (AddedInterface, FailedAddInterface) through the watch sources' client.
+        self.events = events.EventRecorder(
+            lambda: getattr(getattr(self.sources, "kube", None), "create_event", None),
+            host=conf.node_name, count=self.meters.count_event,
+        )
 
     @property
     def accepting(self) -> bool:
@@ -119,7 +124,7 @@ class Daemon:
             with self._admitted(args, conf, started + conf.add_timeout) as remaining:
                 conf = conf.model_copy(update={"add_timeout": remaining})
                 factory = self.sources.for_request(conf, pod_uid=args.cni_args.get("K8S_POD_UID", ""))
-                return plugin.add(conf, args, source_factory=factory)
+                return plugin.add(conf, args, source_factory=factory, events=self.events)
 
         def delete(args: skel.CmdArgs) -> None:
             conf = config.load_meta_conf(args.stdin)
@@ -217,6 +222,7 @@ class Running:
         log.info("netplex daemon: shutting down; finishing the requests in flight")
         self.daemon.stop_accepting()
         self.server.close()
+        self.daemon.events.close()
         self.daemon.sources.stop()
         self.meters.close()
         log.info("netplex daemon: stopped")

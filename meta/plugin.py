@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cni import skel
 from cni.args import format_cni_args
@@ -22,6 +22,9 @@ from cni.invoke import Builtins
 from cni.result import Result
 from meta import attach, cache, config, defaultroute, resolve, status
 from meta.model import Attachment
+
+if TYPE_CHECKING:
+    from meta.events import EventRecorder
 from meta.source import Forbidden, NetworkAttachment, NotFound, Pod, Source, SourceError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -93,14 +96,43 @@ PLUGIN = skel.Plugin(
 )
 
 
-def add(conf: config.MetaConf, args: skel.CmdArgs, *, source_factory: Callable[[], Source]) -> Result:
-    """The ADD flow for a parsed config; the daemon calls it with its watch-cache source.
-    The source is opened only when needed (containerd's annotations spare the pod read,
-    but NADs and network-status still need it)."""
+def add(
+    conf: config.MetaConf,
+    args: skel.CmdArgs,
+    *,
+    source_factory: Callable[[], Source],
+    events: EventRecorder | None = None,
+) -> Result:
+    """The ADD flow for a parsed config; the daemon calls it with its watch-cache source
+    and its event recorder. Thin mode (no recorder given) posts through the source it
+    opened and waits at most events.THIN_FLUSH_SECONDS for the events before returning."""
+    source = _LazySource(source_factory)
+    recorder = events
+    if recorder is None and conf.uses_kubernetes and args.cni_args.get("K8S_POD_NAME"):
+        from meta import events as pod_events
+
+        recorder = pod_events.EventRecorder(lambda: _event_sink(source))
+    try:
+        return _add(conf, args, source=source, events=recorder)
+    except CniError as err:
+        if recorder is not None:
+            identity = PodIdentity.from_args(args)
+            recorder.record(identity.namespace, identity.name, identity.uid, reason="FailedAddInterface",
+                            message=f"netplex ADD failed: {err.msg}", warning=True)
+        raise
+    finally:
+        if recorder is not None and events is None:
+            from meta import events as pod_events
+
+            recorder.flush(pod_events.THIN_FLUSH_SECONDS)
+
+
+def _add(conf: config.MetaConf, args: skel.CmdArgs, *, source: Source, events: EventRecorder | None) -> Result:
+    """The ADD flow proper. The source is opened only when needed (containerd's
+    annotations spare the pod read, but NADs and network-status still need it)."""
     started = time.monotonic()
     config.wait_for_readiness(conf, min(READINESS_WAIT, conf.add_timeout))
     identity = PodIdentity.from_args(args)
-    source = _LazySource(source_factory)
     pod = _pod(conf, identity, source)
     plan = _resolve(conf, pod, source, args)
     if cache.other_ifnames(conf.cni_dir, args.container_id, args.ifname):
@@ -126,6 +158,8 @@ def add(conf: config.MetaConf, args: skel.CmdArgs, *, source_factory: Callable[[
             results = routed
         if pod.name:
             _publish(source, pod, status.network_status(list(zip(plan, results, strict=True))))
+        if events is not None:
+            _record_added(events, pod, plan, results)
         return status.merged_result(
             list(zip(plan, results, strict=True)), mode=conf.result_ips, cni_version=conf.version
         )
@@ -237,6 +271,9 @@ class _LazySource:
             self._source = self._factory()
         return self._source
 
+    def opened(self) -> Source:
+        return self._get()
+
     def get_pod(self, namespace: str, name: str) -> Pod:
         return self._get().get_pod(namespace, name)
 
@@ -334,6 +371,22 @@ def _undo(entry: cache.CacheEntry, args: skel.CmdArgs, conf: config.MetaConf) ->
         )
     except CniError as err:
         log.error("rollback of %s left attachments behind: %s", entry.pod, err.msg)
+
+
+def _record_added(events: EventRecorder, pod: Pod, plan: list[Attachment], results: list[Result]) -> None:
+    """One `AddedInterface` per attachment, worded as Multus words it."""
+    from meta.events import ADDED_INTERFACE, added_interface_message
+
+    for attachment, result in zip(plan, results, strict=True):
+        ips = [str(ip.address) for ip in result.ips]
+        events.record(pod.namespace, pod.name, pod.uid, reason=ADDED_INTERFACE,
+                      message=added_interface_message(attachment.ifname, ips, attachment.network))
+
+
+def _event_sink(source: _LazySource) -> Callable[[str, dict[str, Any]], None] | None:
+    """The opened source's event POST (meta.k8s.Kube.create_event), if it has one."""
+    sink = getattr(source.opened(), "create_event", None)
+    return sink if callable(sink) else None
 
 
 def _builtins(conf: config.MetaConf) -> Builtins | None:

@@ -190,6 +190,7 @@ def test_the_cluster_role_is_least_privilege() -> None:
         ("k8s.cni.cncf.io", "network-attachment-definitions", "list"),
         ("k8s.cni.cncf.io", "network-attachment-definitions", "watch"),
         ("", "events", "create"), ("events.k8s.io", "events", "create"),
+        ("", "events", "patch"), ("events.k8s.io", "events", "patch"),
     }
 
 
