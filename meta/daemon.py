@@ -150,6 +150,12 @@ class Daemon:
                     Code.NOT_AVAILABLE,
                     f"not ready: readinessindicatorfile {conf.readiness_indicator_file!r} does not exist",
                 )
+            from meta import statusfwd  # the cluster network's own STATUS answer
+
+            statusfwd.forward(
+                conf, args, builtins=plugin.builtins_for_status(conf),
+                source_factory=self.sources.for_request(conf, pod_uid=""),
+            )
 
         return skel.Plugin(add=add, delete=delete, check=check, status=status, gc=gc, about="netplex")
 

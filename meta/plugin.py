@@ -85,6 +85,9 @@ def cmd_status(args: skel.CmdArgs) -> None:
             Code.NOT_AVAILABLE,
             f"not ready: readinessindicatorfile {conf.readiness_indicator_file!r} does not exist",
         )
+    from meta import statusfwd  # the cluster network's own STATUS answer, as Multus forwards it
+
+    statusfwd.forward(conf, args, builtins=_builtins(conf), source_factory=lambda: open_source(conf))
 
 
 def cmd_gc(args: skel.CmdArgs) -> None:
@@ -387,6 +390,11 @@ def _event_sink(source: _LazySource) -> Callable[[str, dict[str, Any]], None] | 
     """The opened source's event POST (meta.k8s.Kube.create_event), if it has one."""
     sink = getattr(source.opened(), "create_event", None)
     return sink if callable(sink) else None
+
+
+def builtins_for_status(conf: config.MetaConf) -> Builtins | None:
+    """The built-ins STATUS may use (the daemon's STATUS is thin mode's)."""
+    return _builtins(conf)
 
 
 def _builtins(conf: config.MetaConf) -> Builtins | None:
