@@ -239,6 +239,7 @@ def _from_selection(element: NetworkSelection, reader: _Reader) -> Attachment:
     _check_capabilities(element.key, network, requested)
     if element.cni_args:
         network = _with_cni_args(network, element.cni_args)
+    network = netconfs.inject_device_id(network, element.device_id)  # top-level too, as Multus
     return Attachment(
         network=element.key,
         ifname=element.interface,
