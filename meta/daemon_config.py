@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from cni.errors import CniError
 from meta import config as meta_config
-from meta import shim
+from meta import multuskeys, shim
 
 DEFAULT_SOCKET = "/run/netplex/netplex.sock"
 DEFAULT_CONCURRENCY = 8
@@ -80,6 +80,10 @@ def load(path: str, *, environ: Mapping[str, str] | None = None) -> DaemonConfig
 
 
 def parse(doc: Mapping[str, Any], *, environ: Mapping[str, str], where: str = "config") -> DaemonConfig:
+    try:
+        doc = multuskeys.daemon_aliases(doc)  # Multus's thick keys: aliases, or refused
+    except multuskeys.RefusedKey as exc:
+        raise DaemonConfigError(f"{where}: {exc}") from exc
     socket_path = doc.get("socketPath", DEFAULT_SOCKET)
     if not isinstance(socket_path, str) or not socket_path.startswith("/") or "\0" in socket_path:
         raise DaemonConfigError(f"{where}: socketPath: want an absolute path")
@@ -101,6 +105,9 @@ def parse(doc: Mapping[str, Any], *, environ: Mapping[str, str], where: str = "c
             raise DaemonConfigError(f"{where}: {exc}") from exc
     meta = {key: value for key, value in doc.items() if key not in shim.DAEMON_ONLY_KEYS}
     meta.pop("daemonSocket", None)
+    # chrootDir (Multus's meaning: chroot exec'd delegates into the host root) is a daemon
+    # key, never a request's: the node-launch work reads it from `doc` (merge note for the lead).
+    meta.pop("chrootDir", None)
     config = DaemonConfig(
         socket_path=socket_path, node_name=node_name, concurrency=concurrency,
         metrics_address=metrics_address, meta=meta,

@@ -55,8 +55,11 @@ def daemon_socket(raw: bytes) -> str:
         doc = json.loads(raw)
     except (ValueError, RecursionError):
         return ""
-    value = doc.get("daemonSocket") if isinstance(doc, dict) else None
-    return value if isinstance(value, str) else ""
+    if not isinstance(doc, dict):
+        return ""
+    from meta import multuskeys  # standard library only
+
+    return multuskeys.daemon_socket(doc)
 
 
 def nothing_recorded(raw: bytes) -> bool:
