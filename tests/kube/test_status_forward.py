@@ -47,3 +47,14 @@ def test_a_failing_cluster_network_status_is_netplex_status(runner: Runner, conf
     assert "cluster network 'cluster'" in answer.msg and "no routes yet" in answer.msg
     (tmp_path / "down").unlink()
     assert runner.status(conf).rc == 0
+
+
+def test_a_builtin_cluster_network_tells_through_its_ipam(runner: Runner, conf: dict[str, Any],
+                                                          tmp_path: Path) -> None:
+    builtin = {**conf, "delegates": [{"cniVersion": "1.1.0", "name": "cluster", "type": "macvlan", "master": "up0",
+                                      "ipam": {"type": "clusternet"}}]}
+    assert runner.status(builtin).rc == 0, runner.last_stderr
+    (tmp_path / "down").touch()
+    answer = runner.status(builtin)
+    assert answer.rc == 1 and answer.code == 50, (answer.doc, runner.last_stderr)
+    assert "no routes yet" in answer.msg
