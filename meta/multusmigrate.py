@@ -15,12 +15,15 @@ and netplex's (`<cniDir>/cache/`) never share a name."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 from cni import skel
-from cni.errors import CniError
+from cni.errors import CniError, Code
 from cni.invoke import Builtins
 from meta import attach, cache, config, multuscache
+
+log = logging.getLogger(__name__)
 
 
 def directories(conf: config.MetaConf) -> list[str]:
@@ -102,6 +105,9 @@ def gc(
                     continue
                 delete(conf, args, builtins=builtins, cni_args="", timeout=timeout)
             except CniError as err:
+                if err.code == Code.DECODING_FAILURE:  # not Multus's record: not ours to collect
+                    log.warning("GC: %s/%s is not a Multus record, left alone: %s", directory, container_id, err.msg)
+                    continue
                 errors.append(err.prefixed(f"Multus-attached sandbox {container_id}"))
     return kept, errors
 
