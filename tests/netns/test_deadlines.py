@@ -62,7 +62,7 @@ def setup(tmp_path: Path) -> dict[str, Any]:
     script.chmod(0o755)
     local = tmp_path / "networks"
     local.mkdir()
-    base = {"cniVersion": "1.0.0", "name": "netplex", "type": "netplex", "addTimeout": 4.0, "delegateTimeout": 30.0,
+    base = {"cniVersion": "1.0.0", "name": "netplex", "type": "netplex", "addTimeout": 8.0, "delegateTimeout": 30.0,
             "cniDir": str(tmp_path / "cni"), "binDir": str(bin_dir), "localNetworks": str(local)}
     return {"base": base, "pids": pids, "data": tmp_path / "ipam", "cni": tmp_path / "cni"}
 

@@ -42,7 +42,7 @@ def test_a_hung_in_process_delegate_gives_error_11_within_add_timeout_and_leaves
     monkeypatch.setattr(registry, "lookup", lambda kind: test_builtin if kind == "sleeper" else None)
     (tmp_path / "networks").mkdir()
     conf = config.load_meta_conf({
-        "cniVersion": "1.0.0", "name": "netplex", "type": "netplex", "addTimeout": 1.0, "delegateTimeout": 30.0,
+        "cniVersion": "1.0.0", "name": "netplex", "type": "netplex", "addTimeout": 5.0, "delegateTimeout": 30.0,
         "cniDir": str(tmp_path / "cni"), "localNetworks": str(tmp_path / "networks"),
         "delegates": [{"name": "fast", "type": "sleeper"}, {"name": "slow", "type": "sleeper"}],
     })
