@@ -22,10 +22,10 @@ from cni.invoke import Builtins
 from cni.result import Result
 from meta import attach, cache, config, defaultroute, resolve, status
 from meta.model import Attachment
+from meta.source import Forbidden, NetworkAttachment, NotFound, Pod, Source, SourceError, Unavailable
 
 if TYPE_CHECKING:
     from meta.events import EventRecorder
-from meta.source import Forbidden, NetworkAttachment, NotFound, Pod, Source, SourceError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,10 @@ def add(
         return _add(conf, args, source=source, events=recorder)
     except CniError as err:
         if recorder is not None:
+            from meta import events as pod_events
+
             identity = PodIdentity.from_args(args)
-            recorder.record(identity.namespace, identity.name, identity.uid, reason="FailedAddInterface",
+            recorder.record(identity.namespace, identity.name, identity.uid, reason=pod_events.FAILED_ADD,
                             message=f"netplex ADD failed: {err.msg}", warning=True)
         raise
     finally:
