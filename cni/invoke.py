@@ -4,21 +4,30 @@ the CNI path, with the same inputs (env + config) and outputs (result or CniErro
 `cni` never imports `delegates`: the caller hands a `Builtins` lookup (type -> Plugin).
 Both paths give the same answers: the ADD/VERSION document as JSON values, None for the
 other verbs, or a CniError with the plugin's code, message and details (a stray exception
-is code 999 with the one-line message the skeleton would print). The deadline applies to
-the exec path only: an in-process call cannot be cut short.
+is code 999 with the one-line message the skeleton would print).
+
+Deadlines bound both paths. An exec'd plugin's whole process group is killed when its
+time is up. A built-in runs in a worker thread of its own; when its time is up the caller
+gets error 11 at once and the thread is abandoned (Python cannot kill a thread): it is
+counted (`abandoned_steps`, the `on_abandon` hooks) and logged, and should the abandoned
+ADD still finish, its DEL runs right after in that thread, so nothing it made outlives
+the caller's rollback. The deadline is also ambient (`deadline_scope`): every plugin a
+built-in execs in turn (its IPAM) gets no more than what is left of it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import json
 import logging
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from cni import skel
@@ -29,6 +38,40 @@ log = logging.getLogger(__name__)
 Builtins = Callable[[str], skel.Plugin | None]
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 _exec = {"root": ""}  # set_exec_root(): where exec'd plugins are chrooted ("" for nowhere)
+
+# The monotonic time by which the current request must be done (None: unbounded).
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("cni_invoke_deadline", default=None)
+_abandoned_lock = threading.Lock()
+_abandoned = [0]  # a list, so the counter is updated without a `global`
+# Called with (plugin type, command) each time a built-in step is abandoned (metrics).
+on_abandon: list[Callable[[str, str], None]] = []
+
+
+@contextlib.contextmanager
+def deadline_scope(deadline: float | None) -> Iterator[None]:
+    """Make `deadline` (time.monotonic) the ambient bound of every invoke in this context;
+    an enclosing, earlier deadline stays in force."""
+    current = _deadline.get()
+    bound = deadline if current is None or (deadline is not None and deadline < current) else current
+    token = _deadline.set(bound)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def remaining(timeout: float | None = None) -> float | None:
+    """Seconds left: the lesser of `timeout` and the ambient deadline (None: unbounded)."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return timeout
+    left = max(0.0, deadline - time.monotonic())
+    return left if timeout is None else min(timeout, left)
+
+
+def abandoned_steps() -> int:
+    """How many built-in steps this process gave up waiting for."""
+    return _abandoned[0]
 
 
 def set_exec_root(path: str) -> None:
@@ -73,7 +116,7 @@ def invoke(
     call = args.replace(stdin=stdin)
     builtin = builtins(plugin_type) if builtins else None
     if builtin is not None:
-        return _run_builtin(builtin, call)
+        return run_builtin_bounded(builtin, call, timeout=remaining(timeout), plugin_type=plugin_type)
     return exec_plugin(find_plugin(plugin_type, args.path), call, timeout=timeout, extra_env=extra_env)
 
 
@@ -88,6 +131,9 @@ def exec_plugin(
     """Exec `binary` with the CNI env and `args.stdin`; the whole process group is killed
     when the deadline passes. With `chroot` (default: the exec root), `binary` is a path
     inside it, and so is the netns the plugin is handed."""
+    timeout = remaining(timeout)
+    if timeout is not None and timeout <= 0:
+        raise CniError(Code.TRY_AGAIN_LATER, f"plugin {os.path.basename(binary)!r} {args.command}: the deadline passed")
     env = {key: value for key, value in os.environ.items() if not key.startswith("CNI_")}
     env.update(extra_env or {})
     env.update(args.env())
@@ -148,6 +194,85 @@ def _chrooter(root: str) -> Callable[[], None]:
         os.chdir("/")
 
     return enter
+
+
+def run_builtin_bounded(
+    plugin: skel.Plugin, args: skel.CmdArgs, *, timeout: float | None, plugin_type: str = ""
+) -> dict[str, Any] | None:
+    """A built-in's verb within `timeout` seconds (None: in this thread, unbounded).
+
+    It runs in a worker thread under the deadline (so the plugins it execs are bounded
+    too); past it, error 11 and the thread is abandoned (see the module docstring)."""
+    if timeout is None or args.command == "VERSION":
+        return _run_builtin(plugin, args)
+    if timeout <= 0:
+        raise CniError(Code.TRY_AGAIN_LATER, f"built-in plugin {plugin_type!r} {args.command}: the deadline passed")
+    step = _Step(plugin, args, deadline=time.monotonic() + timeout)
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(step.run,), daemon=True,
+                              name=f"cni-{plugin_type or plugin.about}-{args.command}")
+    worker.start()
+    if not step.done.wait(timeout) and step.abandon():
+        _count_abandoned(plugin_type or plugin.about or "?", args.command)
+        log.error("built-in plugin %s %s of %s/%s did not finish within %.1fs: abandoned",
+                  plugin_type or plugin.about, args.command, args.container_id, args.ifname, timeout)
+        raise CniError(
+            Code.TRY_AGAIN_LATER, f"built-in plugin {plugin_type!r} {args.command} did not finish within {timeout:.1f}s"
+        )
+    if step.error is not None:
+        raise step.error
+    return step.answer
+
+
+class _Step:
+    """One built-in call in a worker thread, and what became of it."""
+
+    def __init__(self, plugin: skel.Plugin, args: skel.CmdArgs, *, deadline: float) -> None:
+        self.plugin, self.args, self.deadline = plugin, args, deadline
+        self.done = threading.Event()
+        self.answer: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._abandoned = False
+
+    def run(self) -> None:
+        _deadline.set(self.deadline)
+        try:
+            self.answer = _run_builtin(self.plugin, self.args)
+        except BaseException as exc:  # handed to the waiting caller
+            self.error = exc
+        with self._lock:
+            self.done.set()
+            late = self._abandoned
+        if late and self.error is None and self.args.command == "ADD":
+            self._undo_late_add()
+
+    def abandon(self) -> bool:
+        """Mark the step abandoned; False when it finished in the meantime."""
+        with self._lock:
+            if self.done.is_set():
+                return False
+            self._abandoned = True
+            return True
+
+    def _undo_late_add(self) -> None:
+        """The caller gave up and rolled back; what this ADD made after that goes now."""
+        _deadline.set(None)
+        log.warning("abandoned ADD of %s/%s finished late: deleting what it made", self.args.container_id,
+                    self.args.ifname)
+        try:
+            _run_builtin(self.plugin, self.args.replace(command="DEL"))
+        except Exception:  # logged: nobody waits for this thread any more
+            log.exception("DEL after the late ADD of %s/%s failed", self.args.container_id, self.args.ifname)
+
+
+def _count_abandoned(plugin_type: str, command: str) -> None:
+    with _abandoned_lock:
+        _abandoned[0] += 1
+    for hook in list(on_abandon):
+        try:
+            hook(plugin_type, command)
+        except Exception:  # a metrics hook must never turn a deadline into a crash
+            log.exception("abandon hook failed")
 
 
 def _run_builtin(plugin: skel.Plugin, args: skel.CmdArgs) -> dict[str, Any] | None:

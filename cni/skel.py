@@ -366,7 +366,9 @@ def configure_logging(
     log_file = conf.get("logFile")
     if isinstance(log_file, str) and log_file.startswith("/"):
         try:
-            handler = logging.FileHandler(log_file)
+            from cni import logrotate  # Multus's logOptions rotation; gzip only when a file is set
+
+            handler = logrotate.file_handler(log_file, conf.get("logOptions"))
         except OSError as exc:
             log.warning("cannot open logFile %r: %s", log_file, exc)
         else:

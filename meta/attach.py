@@ -52,13 +52,16 @@ def _add_each(
             if remaining <= 0:
                 raise CniError(Code.TRY_AGAIN_LATER, "the ADD deadline (addTimeout) passed before this network")
             network = Conflist.model_validate(attachment.conflist)
-            result = chain.add(
-                network,
-                delegate_args(args, attachment),
-                capability_args=attachment.capability_args,
-                builtins=builtins_for(attachment, builtins, args.path),
-                timeout=min(delegate_timeout, remaining),
-            )
+            # Ambient too: a built-in runs under it in a worker thread, and the IPAM it
+            # execs gets only what is left (cni.invoke).
+            with invoke.deadline_scope(time.monotonic() + min(delegate_timeout, remaining)):
+                result = chain.add(
+                    network,
+                    delegate_args(args, attachment),
+                    capability_args=attachment.capability_args,
+                    builtins=builtins_for(attachment, builtins, args.path),
+                    timeout=min(delegate_timeout, remaining),
+                )
             attachment.state = "added"
             attachment.result = result.to_wire(network.version)
             cache.write(cni_dir, entry)

@@ -9,6 +9,7 @@ import os
 from cni import skel
 
 DEFAULT_CNI_DIR = "/var/lib/cni/netplex"
+DEFAULT_MULTUS_CACHE_DIR = "/var/lib/cni/multus"  # Multus's cniDir: sandboxes it attached
 
 
 def path_for(cni_dir: str, container_id: str, ifname: str) -> str:

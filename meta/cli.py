@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     if options.command == "status":
         from meta import nodestatus
 
-        return nodestatus.run(cni_dir=options.cni_dir, pod=options.pod)
+        return nodestatus.run(cni_dir=options.cni_dir, pod=options.pod, kernel=options.kernel)
     if options.command == "install":
         return _install(options)
     if options.command == "daemon":
@@ -57,6 +57,8 @@ def parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="what netplex has attached on this node")
     status.add_argument("--pod", help="only this pod (namespace/name)")
     status.add_argument("--cni-dir", default="/var/lib/cni/netplex", help="netplex's cniDir")
+    status.add_argument("--kernel", action="store_true",
+                        help="compare with each pod's netns: flag interfaces gone or renamed (exit 1 on drift)")
     _add_install(commands)
     daemon = commands.add_parser("daemon", help="run the node daemon that the thin shim talks to")
     daemon.add_argument("--config", required=True, metavar="FILE", help="the daemon's JSON config")

@@ -23,13 +23,14 @@ from pydantic import AliasChoices, BeforeValidator, Field, StrictBool, StrictFlo
 from cni import config as cni_config
 from cni.config import Conflist, NetConf
 from cni.errors import CniError, Code
-from meta import cachepath, model, netconfs
+from meta import cachepath, model, multuskeys, netconfs
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONF_DIR = "/etc/cni/multus/net.d"  # Multus's default, so a Multus confDir just works
 DEFAULT_CNI_DIR = cachepath.DEFAULT_CNI_DIR
 DEFAULT_BIN_DIR = "/opt/cni/bin"
+DEFAULT_MULTUS_CACHE_DIR = cachepath.DEFAULT_MULTUS_CACHE_DIR
 DEFAULT_NAMESPACE = "kube-system"
 DEFAULT_LOCAL_NETWORKS = "/etc/netplex/networks"
 DEFAULT_ADD_TIMEOUT = 60.0
@@ -50,6 +51,7 @@ _KNOWN_KEYS = frozenset(
         "readinessIndicatorFile", "retryDeleteOnError",
         "daemonSocket", "builtinDelegates", "addTimeout", "delegateTimeout", "localNetworks", "resultIPs",
         "podResourcesSocket", "deviceInfoDir",
+        "multusCacheDir", "auxiliaryCNIChainName",
     }
 )
 
@@ -77,7 +79,7 @@ class MetaConf(NetConf):
     log_file: str = Field("", alias="logFile")
     log_level: Literal["", "debug", "verbose", "info", "warning", "error", "panic"] = Field("", alias="logLevel")
     log_to_stderr: StrictBool = Field(True, alias="logToStderr")
-    log_options: dict[str, Any] | None = Field(None, alias="logOptions")  # Multus's rotation: accepted, unused
+    log_options: dict[str, Any] | None = Field(None, alias="logOptions")  # rotation: cni/logrotate.py
     namespace_isolation: StrictBool = Field(False, alias="namespaceIsolation")
     # Multus: without globalNamespaces, isolated pods may still use NADs in "default".
     global_namespaces: NamespaceList = Field(("default",), alias="globalNamespaces")
@@ -102,6 +104,10 @@ class MetaConf(NetConf):
     result_ips: Literal["cluster", "all"] = Field("cluster", alias="resultIPs")
     pod_resources_socket: str = Field(DEFAULT_POD_RESOURCES_SOCKET, alias="podResourcesSocket")
     device_info_dir: str = Field(DEFAULT_DEVICE_INFO_DIR, alias="deviceInfoDir")
+    # Where Multus kept its cache (its `cniDir`): sandboxes it attached are DELed from there.
+    multus_cache_dir: str = Field(DEFAULT_MULTUS_CACHE_DIR, alias="multusCacheDir")
+    # A conflist in confDir run after the cluster network on its interface (meta/auxchain.py).
+    auxiliary_cni_chain_name: str = Field("", alias="auxiliaryCNIChainName")
 
     @model_validator(mode="before")
     @classmethod
@@ -139,6 +145,10 @@ def load_meta_conf(raw: bytes | str | Mapping[str, Any], *, check_schema: bool =
     error 7 naming the key (`delegates.1.type`). `check_schema` also runs the packaged
     JSON Schema (what `netplex validate` does; the CNI path skips jsonschema's import)."""
     doc = dict(raw) if isinstance(raw, Mapping) else _json_object(raw)
+    try:
+        doc = multuskeys.plugin_aliases(doc)  # Multus's thick-mode keys: aliases, or refused
+    except multuskeys.RefusedKey as exc:
+        raise CniError(Code.INVALID_NETWORK_CONFIG, str(exc)) from exc
     if check_schema:
         problems = schema_errors(doc)
         if problems:

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from cni import invoke, skel, store, version
 from cni.errors import CniError, Code
-from meta import config, daemon_config, daemon_lock, daemon_server, daemon_source, metrics, plugin, shim
+from meta import config, daemon_config, daemon_lock, daemon_server, daemon_source, events, metrics, plugin, shim
 from meta.daemon_config import DaemonConfig, DaemonConfigError
 from meta.hotplug import reconciler as hotplug_reconciler
 from meta.node import hostpath
@@ -82,6 +82,11 @@ class Daemon:
         self._sandboxes = _SandboxLocks()
         self._accepting = True
         self.hotplug: hotplug_reconciler.Reconciler | None = None  # meta/hotplug, set by start()
+        # Pod events (AddedInterface, FailedAddInterface) through the watch sources' client.
+        self.events = events.EventRecorder(
+            lambda: getattr(getattr(self.sources, "kube", None), "create_event", None),
+            host=conf.node_name, count=self.meters.count_event,
+        )
 
     @property
     def accepting(self) -> bool:
@@ -138,7 +143,7 @@ class Daemon:
             with self._admitted(args, conf, deadline) as remaining:
                 conf = conf.model_copy(update={"add_timeout": remaining})
                 factory = self.sources.for_request(conf, pod_uid=args.cni_args.get("K8S_POD_UID", ""))
-                result = plugin.add(conf, args, source_factory=factory)
+                result = plugin.add(conf, args, source_factory=factory, events=self.events)
                 self._enforce_policy(conf, args, deadline)
                 if self.hotplug is not None:
                     self.hotplug.sandbox_added(conf.cni_dir, args, json.loads(args.stdin))
@@ -172,6 +177,12 @@ class Daemon:
                     Code.NOT_AVAILABLE,
                     f"not ready: readinessindicatorfile {conf.readiness_indicator_file!r} does not exist",
                 )
+            from meta import statusfwd  # the cluster network's own STATUS answer
+
+            statusfwd.forward(
+                conf, args, builtins=plugin.builtins_for_status(conf),
+                source_factory=self.sources.for_request(conf, pod_uid=""),
+            )
 
         return skel.Plugin(add=add, delete=delete, check=check, status=status, gc=gc, about="netplex")
 
@@ -270,6 +281,7 @@ class Running:
         self.server.close()
         if self.daemon.hotplug is not None:
             self.daemon.hotplug.stop()
+        self.daemon.events.close()
         self.daemon.sources.stop()
         if self.daemon.policy is not None:
             self.daemon.policy.stop()

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from cni.errors import CniError
 from meta import config as meta_config
-from meta import shim
+from meta import multuskeys, shim
 
 DEFAULT_SOCKET = "/run/netplex/netplex.sock"
 DEFAULT_CONCURRENCY = 8
@@ -91,6 +91,10 @@ def load(path: str, *, environ: Mapping[str, str] | None = None) -> DaemonConfig
 
 
 def parse(doc: Mapping[str, Any], *, environ: Mapping[str, str], where: str = "config") -> DaemonConfig:
+    try:
+        doc = multuskeys.daemon_aliases(doc)  # Multus's thick keys: aliases, or refused
+    except multuskeys.RefusedKey as exc:
+        raise DaemonConfigError(f"{where}: {exc}") from exc
     socket_path = doc.get("socketPath", DEFAULT_SOCKET)
     if not isinstance(socket_path, str) or not socket_path.startswith("/") or "\0" in socket_path:
         raise DaemonConfigError(f"{where}: socketPath: want an absolute path")

@@ -167,6 +167,10 @@ class Kube:
             translate=_translate_uid_conflict,
         )
 
+    def create_event(self, namespace: str, event: dict[str, Any]) -> None:
+        """POST one core/v1 Event (meta.events builds it; RBAC `events: create`)."""
+        self._call(f'event in "{namespace}"', "create", self._core.create_namespaced_event, namespace, event)
+
     def list_pods(self, node_name: str) -> list[Pod]:
         """Every pod scheduled to `node_name`, in all namespaces (one unpaged list)."""
         return self.list_pods_versioned(node_name)[0]

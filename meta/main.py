@@ -74,8 +74,11 @@ def daemon_socket(raw: bytes) -> str:
         doc = json.loads(raw)
     except (ValueError, RecursionError):
         return ""
-    value = doc.get("daemonSocket") if isinstance(doc, dict) else None
-    return value if isinstance(value, str) else ""
+    if not isinstance(doc, dict):
+        return ""
+    from meta import multuskeys  # standard library only
+
+    return multuskeys.daemon_socket(doc)
 
 
 def nothing_recorded(raw: bytes) -> bool:
@@ -95,6 +98,13 @@ def nothing_recorded(raw: bytes) -> bool:
         cni_dir = conf.get("cniDir", cachepath.DEFAULT_CNI_DIR)
         if not isinstance(cni_dir, str) or not cni_dir.startswith("/"):
             return False
-        return not os.path.exists(cachepath.path_for(cni_dir, args.container_id, args.ifname))
+        if os.path.exists(cachepath.path_for(cni_dir, args.container_id, args.ifname)):
+            return False
+        # A sandbox Multus attached before the switch: its record is <multusCacheDir>/<ID>.
+        multus_dir = conf.get("multusCacheDir", cachepath.DEFAULT_MULTUS_CACHE_DIR)
+        return not any(
+            isinstance(directory, str) and os.path.isfile(os.path.join(directory, args.container_id))
+            for directory in (multus_dir, cni_dir)
+        )
     except CniError:
         return False

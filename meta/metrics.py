@@ -17,6 +17,8 @@ Exported series (all prefixed `netplex_`):
   policy_rules                                nftables rules network policy has in this node's pods
   policy_sync_seconds                         from a change (policy, namespace, pod) to its enforcement
   policy_sync_errors_total                    policy transactions that failed (retried)
+  abandoned_steps_total{type,command}         built-in steps given up at their deadline
+  events_total{reason,outcome}                pod events: posted, failed, dropped by the rate limit
 
 Delegate timing needs a hook in `cni.invoke` that does not exist yet: until it does,
 `time_delegates()` wraps `cni.invoke.invoke` for the life of the daemon process (and puts
@@ -71,6 +73,9 @@ class Metrics:
     def observe_policy_rules(self, count: int) -> None:
         """Network policy now has `count` nftables rules in this node's pods."""
 
+    def count_event(self, reason: str, outcome: str) -> None:
+        """One pod event: `posted`, `failed` or `dropped` (rate limit, full queue)."""
+
     def close(self) -> None:
         """Stop serving and undo `time_delegates`."""
 
@@ -124,6 +129,14 @@ class PrometheusMetrics(Metrics):
         self._policy_errors = prom.Counter(
             "netplex_policy_sync_errors", "network policy transactions that failed", registry=self.registry,
         )
+        self._abandoned = prom.Counter(
+            "netplex_abandoned_steps", "built-in delegate steps abandoned at their deadline",
+            ["type", "command"], registry=self.registry,
+        )
+        self._events = prom.Counter(
+            "netplex_events", "pod events, by reason and outcome (posted, failed, dropped)",
+            ["reason", "outcome"], registry=self.registry,
+        )
         self._undo: Callable[[], None] | None = None
         self._server, self._thread = prom.start_http_server(port, addr=host, registry=self.registry)
 
@@ -165,9 +178,26 @@ class PrometheusMetrics(Metrics):
     def observe_policy_rules(self, count: int) -> None:
         self._policy_rules.set(count)
 
+
+    def count_event(self, reason: str, outcome: str) -> None:
+        self._events.labels(reason, outcome).inc()
+
+    def _count_abandoned(self, plugin_type: str, command: str) -> None:
+        self._abandoned.labels(plugin_type, command).inc()
+
     def time_delegates(self) -> None:
         if self._undo is None:
-            self._undo = wrap_invoke(self.observe_delegate)
+            from cni import invoke as cni_invoke
+
+            undo_timing = wrap_invoke(self.observe_delegate)
+            cni_invoke.on_abandon.append(self._count_abandoned)
+
+            def undo() -> None:
+                undo_timing()
+                if self._count_abandoned in cni_invoke.on_abandon:
+                    cni_invoke.on_abandon.remove(self._count_abandoned)
+
+            self._undo = undo
 
     def close(self) -> None:
         if self._undo is not None:

@@ -14,13 +14,15 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from cni import config as cni_config
 from cni.config import Conflist
 from cni.errors import CniError, Code
 
 log = logging.getLogger(__name__)
+
+_Network = TypeVar("_Network", Conflist, dict[str, Any])
 
 CONF_EXTENSIONS = (".conf", ".json")
 LIST_EXTENSION = ".conflist"
@@ -137,3 +139,20 @@ def _loadable(paths: list[str], *, cni_version: str) -> Iterator[tuple[str, Conf
             yield path, load_file(path, cni_version=cni_version)
         except CniError as err:
             log.warning("skipping CNI config: %s", err.msg)
+
+
+def inject_device_id(network: _Network, device_id: str) -> _Network:
+    """`deviceID` (and `pciBusID`, which host-device reads) set top-level in the
+    delegate's config, where SR-IOV CNI reads it, as Multus does: in a conf, and in every
+    plugin of a conflist. Takes a Conflist or a conf/conflist dict; returns a copy of the
+    same kind (an empty `device_id` returns it unchanged)."""
+    if not device_id:
+        return network
+    keys = {"deviceID": device_id, "pciBusID": device_id}
+    if isinstance(network, Conflist):
+        return network.model_copy(update={"plugins": [{**plugin, **keys} for plugin in network.plugins]})
+    doc = dict(network)
+    if isinstance(doc.get("plugins"), list):
+        doc["plugins"] = [{**plugin, **keys} if isinstance(plugin, Mapping) else plugin for plugin in doc["plugins"]]
+        return doc
+    return {**doc, **keys}

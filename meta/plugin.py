@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cni import skel
 from cni.args import format_cni_args
@@ -24,6 +24,9 @@ from delegates.netlink import scope
 from meta import attach, cache, config, defaultroute, resolve, status
 from meta.model import Attachment
 from meta.source import Forbidden, NetworkAttachment, NotFound, Pod, Source, SourceError, Unavailable
+
+if TYPE_CHECKING:
+    from meta.events import EventRecorder
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,9 @@ def cmd_status(args: skel.CmdArgs) -> None:
             Code.NOT_AVAILABLE,
             f"not ready: readinessindicatorfile {conf.readiness_indicator_file!r} does not exist",
         )
+    from meta import statusfwd  # the cluster network's own STATUS answer, as Multus forwards it
+
+    statusfwd.forward(conf, args, builtins=_builtins(conf), source_factory=lambda: open_source(conf))
 
 
 def cmd_gc(args: skel.CmdArgs) -> None:
@@ -94,14 +100,45 @@ PLUGIN = skel.Plugin(
 )
 
 
-def add(conf: config.MetaConf, args: skel.CmdArgs, *, source_factory: Callable[[], Source]) -> Result:
-    """The ADD flow for a parsed config; the daemon calls it with its watch-cache source.
-    The source is opened only when needed (containerd's annotations spare the pod read,
-    but NADs and network-status still need it)."""
+def add(
+    conf: config.MetaConf,
+    args: skel.CmdArgs,
+    *,
+    source_factory: Callable[[], Source],
+    events: EventRecorder | None = None,
+) -> Result:
+    """The ADD flow for a parsed config; the daemon calls it with its watch-cache source
+    and its event recorder. Thin mode (no recorder given) posts through the source it
+    opened and waits at most events.THIN_FLUSH_SECONDS for the events before returning."""
+    source = _LazySource(source_factory)
+    recorder = events
+    if recorder is None and conf.uses_kubernetes and args.cni_args.get("K8S_POD_NAME"):
+        from meta import events as pod_events
+
+        recorder = pod_events.EventRecorder(lambda: _event_sink(source))
+    try:
+        return _add(conf, args, source=source, events=recorder)
+    except CniError as err:
+        if recorder is not None:
+            from meta import events as pod_events
+
+            identity = PodIdentity.from_args(args)
+            recorder.record(identity.namespace, identity.name, identity.uid, reason=pod_events.FAILED_ADD,
+                            message=f"netplex ADD failed: {err.msg}", warning=True)
+        raise
+    finally:
+        if recorder is not None and events is None:
+            from meta import events as pod_events
+
+            recorder.flush(pod_events.THIN_FLUSH_SECONDS)
+
+
+def _add(conf: config.MetaConf, args: skel.CmdArgs, *, source: Source, events: EventRecorder | None) -> Result:
+    """The ADD flow proper. The source is opened only when needed (containerd's
+    annotations spare the pod read, but NADs and network-status still need it)."""
     started = time.monotonic()
     config.wait_for_readiness(conf, min(READINESS_WAIT, conf.add_timeout))
     identity = PodIdentity.from_args(args)
-    source = _LazySource(source_factory)
     pod = _pod(conf, identity, source)
     plan = _resolve(conf, pod, source, args)
     if cache.other_ifnames(conf.cni_dir, args.container_id, args.ifname):
@@ -134,6 +171,8 @@ def add(conf: config.MetaConf, args: skel.CmdArgs, *, source_factory: Callable[[
         if pod.name:
             infos = _device_infos(conf, plan, args)
             _publish(source, pod, status.network_status(list(zip(plan, results, strict=True)), device_info=infos))
+        if events is not None:
+            _record_added(events, pod, plan, results)
         return status.merged_result(
             list(zip(plan, results, strict=True)), mode=conf.result_ips, cni_version=conf.version
         )
@@ -148,10 +187,17 @@ def add(conf: config.MetaConf, args: skel.CmdArgs, *, source_factory: Callable[[
 def delete(conf: config.MetaConf, args: skel.CmdArgs) -> None:
     """DEL from the cache alone: no API access, works after the NAD is gone."""
     entry = cache.read(conf.cni_dir, args.container_id, args.ifname)
-    if entry is None:
-        log.info("DEL %s/%s: nothing recorded, nothing to do", args.container_id, args.ifname)
-        return
     netns = args.netns if args.netns and os.path.exists(args.netns) else ""
+    if entry is None:
+        from meta import multusmigrate  # a sandbox Multus attached before the switch
+
+        adopted = args.replace(netns=netns, path=_cni_path(conf, args))
+        if not multusmigrate.delete(
+            conf, adopted, builtins=_builtins(conf), timeout=conf.delegate_timeout,
+            cni_args=PodIdentity.from_args(args).delegate_cni_args(),
+        ):
+            log.info("DEL %s/%s: nothing recorded, nothing to do", args.container_id, args.ifname)
+        return
     attachments = list(entry.attachments)
     attach.delete_all(
         entry, args.replace(netns=netns, path=_cni_path(conf, args)),
@@ -163,6 +209,13 @@ def delete(conf: config.MetaConf, args: skel.CmdArgs) -> None:
 def check(conf: config.MetaConf, args: skel.CmdArgs) -> None:
     entry = cache.read(conf.cni_dir, args.container_id, args.ifname)
     if entry is None:
+        from meta import multusmigrate
+
+        if multusmigrate.check(
+            conf, args.replace(path=_cni_path(conf, args)), builtins=_builtins(conf),
+            timeout=conf.delegate_timeout, cni_args=PodIdentity.from_args(args).delegate_cni_args(),
+        ):
+            return
         raise CniError(Code.UNKNOWN_CONTAINER, f"no attachments recorded for container {args.container_id!r}")
     attach.check_all(
         entry, args.replace(path=_cni_path(conf, args)), builtins=_builtins(conf), timeout=conf.delegate_timeout
@@ -193,6 +246,13 @@ def gc(conf: config.MetaConf, args: skel.CmdArgs) -> None:
             _forget_devices(conf, attachments, entry.container_id)
         except CniError as err:
             errors.append(err)
+    from meta import multusmigrate  # sandboxes Multus attached before the switch
+
+    multus_kept, multus_errors = multusmigrate.gc(
+        conf, call, valid=valid, builtins=builtins, timeout=conf.delegate_timeout
+    )
+    kept.extend(multus_kept)
+    errors.extend(multus_errors)
     errors.extend(
         attach.gc_delegates(kept, call, builtins=builtins, timeout=conf.delegate_timeout, stale=stale_entries)
     )
@@ -234,6 +294,9 @@ class _LazySource:
         if self._source is None:
             self._source = self._factory()
         return self._source
+
+    def opened(self) -> Source:
+        return self._get()
 
     def get_pod(self, namespace: str, name: str) -> Pod:
         return self._get().get_pod(namespace, name)
@@ -357,6 +420,27 @@ def _forget_devices(conf: config.MetaConf, attachments: list[cache.CachedAttachm
     from meta.devices import assign
 
     assign.forget(attachments, conf=conf, container_id=container_id)
+
+
+def _record_added(events: EventRecorder, pod: Pod, plan: list[Attachment], results: list[Result]) -> None:
+    """One `AddedInterface` per attachment, worded as Multus words it."""
+    from meta.events import ADDED_INTERFACE, added_interface_message
+
+    for attachment, result in zip(plan, results, strict=True):
+        ips = [str(ip.address) for ip in result.ips]
+        events.record(pod.namespace, pod.name, pod.uid, reason=ADDED_INTERFACE,
+                      message=added_interface_message(attachment.ifname, ips, attachment.network))
+
+
+def _event_sink(source: _LazySource) -> Callable[[str, dict[str, Any]], None] | None:
+    """The opened source's event POST (meta.k8s.Kube.create_event), if it has one."""
+    sink = getattr(source.opened(), "create_event", None)
+    return sink if callable(sink) else None
+
+
+def builtins_for_status(conf: config.MetaConf) -> Builtins | None:
+    """The built-ins STATUS may use (the daemon's STATUS is thin mode's)."""
+    return _builtins(conf)
 
 
 def _builtins(conf: config.MetaConf) -> Builtins | None:

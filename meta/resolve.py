@@ -25,7 +25,7 @@ from typing import Any
 
 from cni.config import Conflist
 from cni.errors import CniError, Code
-from meta import model, netconfs, selection, status
+from meta import auxchain, model, netconfs, selection, status
 from meta.config import MetaConf
 from meta.model import (
     CRI_POD_ANNOTATIONS,
@@ -62,6 +62,7 @@ def resolve(
     reader = _Reader(conf, source)
     kubelet_args = normalize_runtime_config(runtime_config)
     pending = [_cluster_network(conf, pod, reader, kubelet_args=kubelet_args, ifname=ifname)]
+    pending[0] = auxchain.with_auxiliary_chain(conf, pending[0])  # Multus's auxiliaryCNIChainName
     pending.extend(_default_networks(conf, pod, reader))
     pending.extend(_selected(conf, pod, element, reader) for element in chosen)
     plan = _assign_ifnames(pending, ifname)
@@ -160,7 +161,9 @@ def _cluster_network(
                 f"{DEFAULT_NETWORK_ANNOTATION}: the cluster network keeps CNI_IFNAME {ifname!r}, "
                 f"not {element.interface!r}",
             )
-        attachment = _from_selection(element, reader)
+        from_file = None if reader.find(element.namespace, element.name) else auxchain.default_network_file(
+            conf, element)  # no such NAD: a config in confDir, as Multus falls back to
+        attachment = from_file or _from_selection(element, reader)
         args = {**kubelet_args, **attachment.capability_args}
         return dataclasses.replace(attachment, is_cluster_network=True, capability_args=args, ifname=ifname)
     if conf.cluster_network:
@@ -239,6 +242,7 @@ def _from_selection(element: NetworkSelection, reader: _Reader) -> Attachment:
     _check_capabilities(element.key, network, requested)
     if element.cni_args:
         network = _with_cni_args(network, element.cni_args)
+    network = netconfs.inject_device_id(network, element.device_id)  # top-level too, as Multus
     return Attachment(
         network=element.key,
         ifname=element.interface,

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from cni import skel
 from cni.errors import CniError, Code
+from meta import keyhints
 from meta.model import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, NetworkSelection
 
 log = logging.getLogger(__name__)
@@ -135,8 +136,11 @@ def _element(raw: Any, index: int, *, what: str, text: str | None, pod_namespace
         if "." in key:
             log.debug("%s: implementation key %r ignored", where, key)
         else:
-            log.warning("%s: unknown key %r ignored", where, key)
+            log.warning("%s: unknown key %r ignored%s", where, key, keyhints.suggestion(key, SELECTION_KEYS))
     return selection
+
+
+SELECTION_KEYS = keyhints.model_keys(NetworkSelection) | {"interfaceRequest"}
 
 
 def _message(error: Any) -> str:

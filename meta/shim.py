@@ -232,6 +232,7 @@ def merge_config(request: Mapping[str, Any], daemon: Mapping[str, Any]) -> dict[
         if key not in REQUEST_KEYS and key not in DAEMON_ONLY_KEYS:
             merged[key] = value
     merged.pop("daemonSocket", None)
+    merged.pop("socketDir", None)  # Multus's spelling of daemonSocket (meta/multuskeys.py)
     return merged
 
 

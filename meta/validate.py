@@ -13,8 +13,11 @@ it is:
 - a `List`: each item. Other Kubernetes kinds are not netplex's and pass.
 
 Every problem names its place as `file:document:path` (documents count from 1, the path
-is dotted, annotation keys in brackets). Warnings the models log (an unknown key) are
-shown and do not fail the run. Nothing is written, and nothing but the files is read."""
+is dotted, annotation keys in brackets). Every error of an object is reported, not only
+the first (all of a model's validation errors). An unknown key of a shipped delegate, its
+IPAM or a selection element is a warning with the closest known key ("did you mean
+`master`?", meta.keyhints). Warnings the models log (an unknown key) are shown and do
+not fail the run. Nothing is written, and nothing but the files is read."""
 
 from __future__ import annotations
 
@@ -27,12 +30,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from cni import config as cni_config
 from cni import skel
 from cni.config import Conflist
 from cni.errors import CniError
-from meta import config, model, netconfs, selection
+from meta import config, keyhints, model, netconfs, selection
 from meta.model import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION
 
 NAD_API_VERSION = "k8s.cni.cncf.io/v1"
@@ -133,8 +137,12 @@ class _Findings:
         self.items.append((path, message, False))
 
     def cni_error(self, path: str, err: CniError) -> None:
-        """A model's error: its message's leading `key.path: ` joins `path`."""
-        self.error(*_join(path, err.msg))
+        """A model's errors, all of them: each message's leading `key.path: ` joins `path`."""
+        for message in all_messages(err):
+            self.error(*_join(path, message))
+
+    def warning(self, path: str, message: str) -> None:
+        self.items.append((path, message, True))
 
     @contextlib.contextmanager
     def at(self, path: str) -> Iterator[None]:
@@ -252,7 +260,8 @@ def _parse_annotation(
     try:
         parse(value)
     except CniError as err:
-        findings.error(place, err.msg.removeprefix(f"{key}: "))
+        for message in all_messages(err):
+            findings.error(place, message.removeprefix(f"{key}: "))
 
 
 def _own_namespace(doc: dict[str, Any]) -> str:
@@ -299,9 +308,10 @@ def _check_meta(entry: dict[str, Any], findings: _Findings, path: str) -> None:
         with findings.at(path):
             conf = config.load_meta_conf(entry)
     except CniError as err:
-        where, message = _join(path, err.msg)
-        if where not in reported:
-            findings.error(where, message)
+        for each in all_messages(err):
+            where, message = _join(path, each)
+            if where not in reported:
+                findings.error(where, message)
         return
     if conf.cluster_network:
         return  # delegates are ignored then (MetaConf warns)
@@ -317,6 +327,7 @@ def _check_meta(entry: dict[str, Any], findings: _Findings, path: str) -> None:
 def _check_plugin(network: Conflist, index: int, findings: _Findings, path: str) -> None:
     """A built-in delegate's and its IPAM's own config checks (others' plugins: none)."""
     plugin = network.plugins[index]
+    _check_keys(plugin, findings, path)
     stdin = json.dumps(cni_config.plugin_config(plugin, name=network.name, cni_version=network.version)).encode()
     checks = [_builtin_check(str(plugin.get("type", "")))]
     ipam = plugin.get("ipam")
@@ -330,6 +341,59 @@ def _check_plugin(network: Conflist, index: int, findings: _Findings, path: str)
                 run_check(stdin)
         except CniError as err:
             findings.cni_error(path, err)
+
+
+def all_messages(err: CniError) -> list[str]:
+    """`err.msg`, or one message per validation error when a model found several (the
+    message's prefix before the first error's key is kept for each)."""
+    cause = err.__cause__
+    if not isinstance(cause, ValidationError) or len(cause.errors()) < 2:
+        return [err.msg]
+    errors = cause.errors()
+    first_key = ".".join(str(part) for part in errors[0]["loc"]) or "config"
+    at = err.msg.find(f"{first_key}: ")
+    prefix = err.msg[:at] if at >= 0 else ""
+    return [
+        f"{prefix}{'.'.join(str(part) for part in error['loc']) or 'config'}: "
+        f"{str(error.get('msg', 'invalid')).removeprefix('Value error, ')}"
+        for error in errors
+    ]
+
+
+def _check_keys(plugin: Mapping[str, Any], findings: _Findings, path: str) -> None:
+    """Warn on keys a shipped delegate or its IPAM does not know, with a suggestion."""
+    known = _known_keys(str(plugin.get("type", "")))
+    if known is None:
+        return
+    kind = str(plugin.get("type"))
+    for key, hint in keyhints.unknown(plugin, known):
+        findings.warning(_dot(path, key), f"unknown key of {kind!r}, ignored{hint}")
+    ipam = plugin.get("ipam")
+    ipam_known = _known_keys(str(ipam.get("type", ""))) if isinstance(ipam, dict) else None
+    if isinstance(ipam, dict) and ipam_known is not None:
+        for key, hint in keyhints.unknown(ipam, ipam_known):
+            findings.warning(_dot(path, f"ipam.{key}"), f"unknown key of {ipam.get('type')!r}, ignored{hint}")
+
+
+def _known_keys(plugin_type: str) -> frozenset[str] | None:
+    name = plugin_type.removeprefix("netplex-")
+    if name == "bridge":
+        from delegates.bridge import config as bridge_config
+
+        return keyhints.CNI_PLUGIN_KEYS | keyhints.model_keys(bridge_config.BridgeConf)
+    if name == "macvlan":
+        from delegates.macvlan import plugin as macvlan
+
+        return keyhints.CNI_PLUGIN_KEYS | keyhints.model_keys(macvlan.MacvlanConf)
+    if name == "ipvlan":
+        from delegates.ipvlan import plugin as ipvlan
+
+        return keyhints.CNI_PLUGIN_KEYS | keyhints.model_keys(ipvlan.IpvlanConf)
+    if name == "host-local":
+        return keyhints.HOST_LOCAL_KEYS
+    if name == "static":
+        return keyhints.STATIC_KEYS
+    return None
 
 
 def _builtin_check(plugin_type: str) -> Callable[[bytes], object] | None:

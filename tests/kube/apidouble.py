@@ -12,6 +12,7 @@ apiVersion, metadata with uid and resourceVersion, `Status` objects for errors):
   GET    /api/v1/namespaces[/{name}]                        (network policy's namespaceSelector)
   GET    /apis/k8s.cni.cncf.io/{v1beta1,v1beta2}[/namespaces/{ns}]/multi-networkpolicies[/{name}]
   ...?watch=1 on every list: JSON lines of {"type", "object"} from `resourceVersion`
+  POST   /api/v1/namespaces/{ns}/events                 core/v1 Events, kept in `events_posted`
 
 It speaks HTTP/1.0, one request per connection, so `stop()` leaves no idle connection
 behind: the next request is refused, as with an API server that went away. Tests inject
@@ -59,6 +60,7 @@ _REASONS = {
     503: "ServiceUnavailable",
 }
 _NAD_PREFIX = r"/apis/k8s\.cni\.cncf\.io/v1"
+EVENTS_PATH = re.compile(r"/api/v1/namespaces/([^/]+)/events")
 _ROUTES = [
     (re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)(/status)?"), PODS, "object"),
     (re.compile(r"/api/v1/namespaces/([^/]+)/pods"), PODS, "list"),
@@ -132,6 +134,7 @@ class ApiDouble:
         self._thread: threading.Thread | None = None
         self._port = 0
         self.errors: list[BaseException] = []
+        self.events_posted: list[dict[str, Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -350,6 +353,9 @@ class ApiDouble:
         return None
 
     def _route(self, handler: _Handler, request: Request) -> None:
+        if request.method == "POST" and (event_path := EVENTS_PATH.fullmatch(request.path)) is not None:
+            _send(handler, 201, self._create_event(request, event_path.group(1)))
+            return
         for pattern, resource, shape in _ROUTES:
             match = pattern.fullmatch(request.path)
             if match is None:
@@ -375,6 +381,21 @@ class ApiDouble:
                 _send(handler, 200, self._list(resource, namespace, selector))
             return
         raise _ApiError(404, "the server could not find the requested resource")
+
+    def _create_event(self, request: Request, namespace: str) -> dict[str, Any]:
+        event = request.json()
+        if not isinstance(event, dict) or event.get("metadata", {}).get("namespace", namespace) != namespace:
+            raise _ApiError(400, "the event's namespace does not match the request's")
+        with self._cond:
+            self.events_posted.append(event)
+            self._cond.notify_all()
+        return {"kind": "Event", "apiVersion": "v1", **event}
+
+    def wait_for_events(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The events posted, once there are at least `count` (or at `timeout`)."""
+        with self._cond:
+            self._cond.wait_for(lambda: len(self.events_posted) >= count, timeout)
+            return list(self.events_posted)
 
     def _get(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
         with self._cond:

@@ -84,8 +84,10 @@ def _ok(answer: Answer, runner: DaemonRunner) -> dict[str, Any]:
 
 
 def _not_watches(scene: MetaScene) -> list[Any]:
-    """The API requests but the daemon's own watches (which restart whenever they like)."""
-    return [r for r in scene.api.requests if r.query.get("watch", [""])[0] not in ("1", "true")]
+    """The API requests but the daemon's own watches (which restart whenever they like) and
+    its asynchronous pod events (tests/kube/test_events.py)."""
+    return [r for r in scene.api.requests
+            if r.query.get("watch", [""])[0] not in ("1", "true") and not r.path.endswith("/events")]
 
 
 def _wait_for(check: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -208,6 +208,7 @@ def test_the_cluster_role_is_least_privilege() -> None:
         ("k8s.cni.cncf.io", "multi-networkpolicies", "list"),
         ("k8s.cni.cncf.io", "multi-networkpolicies", "watch"),
         ("", "namespaces", "get"), ("", "namespaces", "list"), ("", "namespaces", "watch"),
+        ("", "events", "patch"), ("events.k8s.io", "events", "patch"),
     }
 
 

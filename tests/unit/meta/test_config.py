@@ -133,15 +133,16 @@ def test_conflicting_namespace_names_fail() -> None:
 
 def test_unknown_key_is_a_warning_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="meta.config"):
-        conf = load(surprise=1, auxiliaryCNIChainName="x")
+        conf = load(surprise=1, mystery="x")
     assert conf.cluster_network == "flannel"
     assert "'surprise'" in caplog.text
-    assert "'auxiliaryCNIChainName'" in caplog.text
+    assert "'mystery'" in caplog.text
 
 
 def test_known_keys_give_no_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="meta.config"):
-        load(kubeconfig="/k", logOptions={}, multusNamespace="kube-system", readinessindicatorfile="")
+        load(kubeconfig="/k", logOptions={}, multusNamespace="kube-system", readinessindicatorfile="",
+             auxiliaryCNIChainName="", multusCacheDir="/var/lib/cni/multus")
     assert caplog.text == ""
 
 

@@ -588,3 +588,17 @@ def test_a_bad_annotation_fails_before_any_read() -> None:
     source = FakeSource(CLUSTER)
     failure(meta(), source, pod({NETWORKS: "a,,b"}))
     assert source.reads == []
+
+
+def test_the_auxiliary_chain_is_appended_to_the_cluster_networks_plugins(tmp_path: Path) -> None:
+    (tmp_path / "aux.conflist").write_text(json.dumps(
+        {"cniVersion": "1.0.0", "name": "aux", "plugins": [{"type": "tuning"}, {"type": "sbr"}]}))
+    plan = run(meta(confDir=str(tmp_path), auxiliaryCNIChainName="aux"), FakeSource(CLUSTER), pod())
+    assert [p["type"] for p in plan[0].conflist.plugins] == ["flannel", "tuning", "sbr"]
+    assert plan[0].conflist.name == "cbr0"
+
+
+def test_a_default_network_override_without_a_nad_falls_back_to_confdir(tmp_path: Path) -> None:
+    (tmp_path / "10-alt.conf").write_text(json.dumps({"cniVersion": "1.0.0", "name": "alt", "type": "bridge"}))
+    plan = run(meta(confDir=str(tmp_path)), FakeSource(CLUSTER), pod({DEFAULT_NETWORK: "alt"}))
+    assert plan[0].is_cluster_network and plan[0].conflist.name == "alt" and plan[0].ifname == "eth0"
