@@ -4,6 +4,7 @@ a message naming what replaces them otherwise; never ignored silently."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,5 +58,7 @@ def test_a_daemon_key_in_the_plugin_config_is_error_7_naming_it(key: str) -> Non
     assert caught.value.msg.startswith(f"{key}: ")
 
 
-def test_chroot_dir_is_a_daemon_key_never_merged_into_requests() -> None:
-    assert "chrootDir" not in daemon(chrootDir="/hostroot").meta
+def test_chroot_dir_is_a_daemon_key_never_merged_into_requests(tmp_path: Path) -> None:
+    parsed = daemon(chrootDir=str(tmp_path))
+    assert parsed.chroot_dir == str(tmp_path)
+    assert "chrootDir" not in parsed.meta
