@@ -28,3 +28,7 @@ def host_local() -> None:
 
 def static() -> None:
     sys.exit(skel.run_lazy("delegates.ipam.static"))
+
+
+def ipam() -> None:
+    sys.exit(skel.run_lazy("delegates.ipam.cluster.plugin"))

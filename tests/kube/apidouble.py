@@ -32,6 +32,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.kube.apistore import GenericStore
+
 PODS = "pods"
 NADS = "network-attachment-definitions"
 NAD_API_VERSION = "k8s.cni.cncf.io/v1"
@@ -101,8 +103,10 @@ class _ApiError(Exception):
         self.message = message
 
 
-class ApiDouble:
-    """The double; `start()` it, seed it, point a client at `url`, `close()` it."""
+class ApiDouble(GenericStore):
+    """The double; `start()` it, seed it, point a client at `url`, `close()` it.
+    `register_resource(group, version, plural, namespaced=...)` serves any other kind
+    (tests/kube/apistore.py)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -117,6 +121,7 @@ class ApiDouble:
         self._thread: threading.Thread | None = None
         self._port = 0
         self.errors: list[BaseException] = []
+        self._generic_init()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -310,6 +315,8 @@ class ApiDouble:
                 self._watch(handler, request, resource=resource, namespace=namespace, selector=selector)
             else:
                 _send(handler, 200, self._list(resource, namespace, selector))
+            return
+        if self._generic_route(handler, request):
             return
         raise _ApiError(404, "the server could not find the requested resource")
 
