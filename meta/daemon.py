@@ -218,6 +218,7 @@ class Running:
         self.daemon.stop_accepting()
         self.server.close()
         self.daemon.sources.stop()
+        _stop_cluster_ipam()
         self.meters.close()
         log.info("netplex daemon: stopped")
 
@@ -248,6 +249,7 @@ def start(conf: DaemonConfig, *, watch_timeout: int = 300) -> Running:
     meters.time_delegates()
     _warm_up()
     sources.start()
+    _start_cluster_ipam(conf, sources)
     server.start()
     log.info(
         "netplex daemon: serving on %s (%s, node %r, %d workers)",
@@ -291,6 +293,25 @@ def _warm_up() -> None:
 
     for plugin_type in sorted(registry.BUILTIN_TYPES):
         registry.lookup(plugin_type)
+
+
+def _start_cluster_ipam(conf: DaemonConfig, sources: daemon_source.Sources) -> None:
+    """netplex-ipam's reconciler, on the node's pod watch cache (Kubernetes modes only)."""
+    pods = sources.pods if isinstance(sources, daemon_source.KubeSources) else None
+    if pods is None:
+        return
+    from delegates.ipam.cluster import reconcile
+
+    def live_pods() -> dict[tuple[str, str], str] | None:
+        return {(pod.namespace, pod.name): pod.uid for pod in pods.items()} if pods.synced else None
+
+    reconcile.start(node=conf.node_name, kubeconfig=conf.kubeconfig, live_pods=live_pods)
+
+
+def _stop_cluster_ipam() -> None:
+    from delegates.ipam.cluster import reconcile
+
+    reconcile.stop()
 
 
 def _cache_sizes(sources: daemon_source.Sources) -> dict[str, Callable[[], int]]:

@@ -239,6 +239,8 @@ def _from_selection(element: NetworkSelection, reader: _Reader) -> Attachment:
     _check_capabilities(element.key, network, requested)
     if element.cni_args:
         network = _with_cni_args(network, element.cni_args)
+    if element.ipam_claim_reference:  # NPWG v1.3 4.1.2.1.11: the IPAM (netplex-ipam) reads it from args.cni
+        network = _with_cni_args(network, {"ipam-claim-reference": element.ipam_claim_reference})
     return Attachment(
         network=element.key,
         ifname=element.interface,

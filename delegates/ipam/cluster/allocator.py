@@ -49,7 +49,7 @@ def allocate_all(conf: ClusterConfig, args: skel.CmdArgs, node: Node) -> list[IP
             pool = blocks.pool_name(conf.network_name, pool_range.subnet)
             recs = Records(conf.data_dir, node.name, pool)
             with recs.locked():
-                record, new = _one(conf, args, node, pool_range, pool, recs)
+                record, new = _one(conf, args, node, pool_range=pool_range, pool=pool, recs=recs)
             if new:
                 made.append((recs, record))
             gateway = str(pool_range.gateway) if pool_range.gateway is not None else None
@@ -66,7 +66,7 @@ def allocate_all(conf: ClusterConfig, args: skel.CmdArgs, node: Node) -> list[IP
 
 
 def _one(
-    conf: ClusterConfig, args: skel.CmdArgs, node: Node, pool_range: PoolRange, pool: str, recs: Records
+    conf: ClusterConfig, args: skel.CmdArgs, node: Node, *, pool_range: PoolRange, pool: str, recs: Records
 ) -> tuple[Record, bool]:
     existing = recs.all()
     for record in existing:
@@ -77,12 +77,14 @@ def _one(
         pod=f"{conf.pod_namespace}/{conf.pod_name}" if conf.pod_name else "", uid=conf.pod_uid,
     )
     if conf.claim:
-        return _with_claim(conf, node, pool_range, pool, recs, base, existing), True
-    return _free(conf, node, pool_range, pool, recs, base), True
+        return _with_claim(
+            conf, node, pool_range=pool_range, pool=pool, recs=recs, base=base, existing=existing
+        ), True
+    return _free(conf, node, pool_range=pool_range, pool=pool, recs=recs, base=base), True
 
 
 def _free(
-    conf: ClusterConfig, node: Node, pool_range: PoolRange, pool: str, recs: Records, base: Record
+    conf: ClusterConfig, node: Node, *, pool_range: PoolRange, pool: str, recs: Records, base: Record
 ) -> Record:
     node.owner.ensure_pool(pool, pool_range, conf.network_name)
     for _ in range(MAX_ROUNDS):
@@ -106,7 +108,7 @@ def _free(
 
 
 def _with_claim(
-    conf: ClusterConfig, node: Node, pool_range: PoolRange, pool: str, recs: Records, base: Record,
+    conf: ClusterConfig, node: Node, *, pool_range: PoolRange, pool: str, recs: Records, base: Record,
     existing: list[Record],
 ) -> Record:
     key = claims.claim_key(conf)
@@ -121,13 +123,17 @@ def _with_claim(
     if recorded is None and held:
         record = dataclasses.replace(base, ip=held[0].ip)
         recs.replace(record)
-        recorded = claims.record_address(node.api, key, claim, record.ip, pool_range.subnet.prefixlen, conf.pod_name)
+        recorded = claims.record_address(
+            node.api, key, claim, ip=record.ip, prefix=pool_range.subnet.prefixlen, pod=conf.pod_name
+        )
         if recorded == record.ip:
             return record
         recs.release(record.ip)
     if recorded is None:
-        record = _free(conf, node, pool_range, pool, recs, base)
-        recorded = claims.record_address(node.api, key, claim, record.ip, pool_range.subnet.prefixlen, conf.pod_name)
+        record = _free(conf, node, pool_range=pool_range, pool=pool, recs=recs, base=base)
+        recorded = claims.record_address(
+            node.api, key, claim, ip=record.ip, prefix=pool_range.subnet.prefixlen, pod=conf.pod_name
+        )
         if recorded == record.ip:
             return record
         recs.release(record.ip)  # another node recorded the claim's address first

@@ -43,7 +43,9 @@ def read(api: Client, key: str) -> dict[str, Any]:
     try:
         return api.get(blocks.CLAIMS, name, namespace=namespace)
     except NotFound as exc:
-        raise CniError(Code.TRY_AGAIN_LATER, f'args.cni.ipam-claim-reference: IPAMClaim "{key}" does not exist') from exc
+        raise CniError(
+            Code.TRY_AGAIN_LATER, f'args.cni.ipam-claim-reference: IPAMClaim "{key}" does not exist'
+        ) from exc
 
 
 def uid_of(claim: dict[str, Any]) -> str:
@@ -64,7 +66,9 @@ def address_in(claim: dict[str, Any], pool_range: PoolRange) -> IPAddress | None
     return None
 
 
-def record_address(api: Client, key: str, claim: dict[str, Any], ip: IPAddress, prefix: int, pod: str) -> IPAddress:
+def record_address(
+    api: Client, key: str, claim: dict[str, Any], *, ip: IPAddress, prefix: int, pod: str
+) -> IPAddress:
     """Write `ip` into the claim's status; the address the claim ends up with (another's,
     when a concurrent ADD on another node recorded one first)."""
     namespace, _, name = key.partition("/")

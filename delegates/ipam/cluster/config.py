@@ -61,7 +61,7 @@ class PoolRange:
     def allocatable(self, ip: IPAddress) -> bool:
         if ip.version != self.family or not int(self.start) <= int(ip) <= int(self.end):
             return False
-        if ip == self.subnet.network_address or ip == self.gateway:
+        if ip in (self.subnet.network_address, self.gateway):
             return False
         if self.family == 4 and ip == self.subnet.broadcast_address:
             return False
@@ -165,8 +165,7 @@ def parse_range_text(text: Any, *, where: str) -> tuple[IPNetwork, IPAddress | N
     except ValueError as exc:
         raise _invalid(where, f"invalid range {text!r}") from exc
     subnet = interface.network
-    start = interface.ip if interface.ip != subnet.network_address else None
-    return subnet, start, None
+    return subnet, (interface.ip if interface.ip != subnet.network_address else None), None
 
 
 def _ranges(ipam: Mapping[str, Any]) -> tuple[PoolRange, ...]:
@@ -194,21 +193,21 @@ def _range(raw: Mapping[str, Any], *, where: str, gateway: IPAddress | None, blo
         raise _invalid(f"{where}.range", f"{subnet} is too small to allocate from")
     start = _address(raw.get("range_start"), where=f"{where}.range_start") or start
     end = _address(raw.get("range_end"), where=f"{where}.range_end") or end
-    first = subnet.network_address + 1
-    last = subnet.broadcast_address - (1 if subnet.version == 4 else 0)
+    first_host: IPAddress = subnet.network_address + 1
+    last: IPAddress = subnet.broadcast_address - (1 if subnet.version == 4 else 0)
     for key, value in (("range_start", start), ("range_end", end)):
         if value is not None and (value.version != subnet.version or value not in subnet):
             raise _invalid(f"{where}.{key}", f"{value} is not in {subnet}")
-    start, end = start or first, end or last
-    if int(start) > int(end):
-        raise _invalid(f"{where}.range_start", f"{start} comes after range_end {end}")
+    low, high = start or first_host, end or last
+    if int(low) > int(high):
+        raise _invalid(f"{where}.range_start", f"{low} comes after range_end {high}")
     exclude = _exclude(raw.get("exclude"), where=f"{where}.exclude")
     prefix = block if block is not None else _DEFAULT_BLOCK[subnet.version]
     if prefix > subnet.max_prefixlen - 2:
         raise _invalid("ipam.block_size", f"/{prefix} is too small a block for IPv{subnet.version}")
     own_gateway = gateway if gateway is not None and gateway.version == subnet.version else None
     return PoolRange(
-        subnet=subnet, start=start, end=end, exclude=exclude, gateway=own_gateway,
+        subnet=subnet, start=low, end=high, exclude=exclude, gateway=own_gateway,
         block_prefix=max(prefix, subnet.prefixlen), where=where,
     )
 

@@ -198,7 +198,9 @@ class Client:
             headers["Authorization"] = f"Bearer {token}"
         connection: http.client.HTTPConnection
         if self._https:
-            connection = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout, context=self._context)
+            connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self.timeout, context=self._context
+            )
         else:
             connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
         try:
@@ -207,7 +209,9 @@ class Client:
             raw = response.read(MAX_BODY)
             status = response.status
         except (OSError, http.client.HTTPException) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else (getattr(exc, "strerror", None) or type(exc).__name__)
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            if isinstance(exc, TimeoutError):
+                reason = "timed out"
             raise Unavailable(0, f"cannot reach the API server {self.server}: {reason}") from exc
         finally:
             connection.close()
@@ -243,7 +247,9 @@ def _error(status: int, message: str) -> ApiError:
     return ApiError(status, message)
 
 
-def _named(doc: dict[str, Any], section: str, name: str, key: str, path: str, *, optional: bool = False) -> dict[str, Any]:
+def _named(
+    doc: dict[str, Any], section: str, name: str, key: str, path: str, *, optional: bool = False
+) -> dict[str, Any]:
     entries = doc.get(section) or []
     for entry in entries if isinstance(entries, list) else []:
         if isinstance(entry, dict) and entry.get("name") == name and isinstance(entry.get(key), dict):

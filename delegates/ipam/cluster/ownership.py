@@ -38,7 +38,9 @@ DEFAULT_TTL = 300.0
 class Owner:
     """One node's view of its blocks, on one API server."""
 
-    def __init__(self, api: Client, node: str, *, ttl: float = DEFAULT_TTL, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, api: Client, node: str, *, ttl: float = DEFAULT_TTL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.api = api
         self.node = node
         self._ttl = ttl

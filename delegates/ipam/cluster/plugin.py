@@ -22,7 +22,7 @@ from cni.config import NetConf, load_conf
 from cni.errors import CniError, Code
 from cni.result import Result
 from delegates.ipam import host_local
-from delegates.ipam.cluster import allocator, blocks, context
+from delegates.ipam.cluster import allocator, blocks, context, reconcile, records
 from delegates.ipam.cluster import config as cluster_config
 from delegates.ipam.cluster.kubeapi import ApiError, Unavailable
 
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 def cmd_add(args: skel.CmdArgs) -> Result:
     conf = cluster_config.load(args.stdin, args)
     node = context.node_for(conf)
+    reconcile.note_data_dir(conf.data_dir)
     with _errors(conf):
         ips = allocator.allocate_all(conf, args, node)
     log.info(
@@ -55,8 +56,8 @@ def cmd_check(args: skel.CmdArgs) -> None:
     conf = cluster_config.load(args.stdin, args)
     node = cluster_config.resolve_node(conf, context.daemon_node())
     held = [
-        record for node_dir, pool in allocator.pools_of(conf.data_dir, node)
-        for record in allocator.Records(conf.data_dir, node_dir, pool).all()
+        record for node_dir, pool in records.pools_of(conf.data_dir, node)
+        for record in records.Records(conf.data_dir, node_dir, pool).all()
         if record.attached(args.container_id, args.ifname)
     ]
     if not held:
