@@ -2,7 +2,7 @@
 (pools, blocks, IPAMClaims, nodes), node objects, and calls of the plugin in-process as
 a given node. Import the fixtures into a test module:
 
-    from tests.kube.ipam_scene import ipam_api, IpamScene  # noqa: F401"""
+    from tests.kube.ipam_scene import IpamScene, ipam_api_fixture  # noqa: F401"""
 
 from __future__ import annotations
 
@@ -120,12 +120,12 @@ def add_retrying(scene: IpamScene, conf: dict[str, Any], attempts: int = 40, **k
     raise AssertionError(f"ADD kept failing: {last!r}")
 
 
-@pytest.fixture
-def ipam_api(api_double: ApiDouble, tmp_path: Path) -> Iterator[IpamScene]:
+@pytest.fixture(name="ipam_api")
+def ipam_api_fixture(api_double: ApiDouble, tmp_path: Path) -> Iterator[IpamScene]:
     scene = IpamScene(api_double, tmp_path)
     for name in ("node-1", "node-2", "node-3", "node-4", "node-5"):
         scene.add_node(name)
     yield scene
 
 
-__all__ = ["IpamScene", "Resource", "add_retrying", "ipam_api", "new_container"]
+__all__ = ["IpamScene", "Resource", "add_retrying", "ipam_api_fixture", "new_container"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ipaddress
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cni.errors import CniError
-from tests.kube.ipam_scene import IpamScene, add_retrying, ipam_api, new_container  # noqa: F401
+from tests.kube.ipam_scene import IpamScene, add_retrying, ipam_api_fixture, new_container  # noqa: F401
 
 pytestmark = pytest.mark.kube
 
@@ -175,9 +176,9 @@ def test_the_executable_works_in_thin_mode_with_its_kubeconfig(ipam_api: IpamSce
         "PATH": os.environ.get("PATH", ""), "NODE_NAME": "node-5", "CNI_COMMAND": "ADD",
         "CNI_CONTAINERID": "thin1", "CNI_NETNS": "/var/run/netns/x", "CNI_IFNAME": "net1", "CNI_PATH": "/opt/cni/bin",
     }
-    import json
-
-    proc = subprocess.run([binary], input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [binary], input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ip = json.loads(proc.stdout)["ips"][0]["address"].split("/")[0]
     assert ipam_api.records()[ip]["container_id"] == "thin1"
