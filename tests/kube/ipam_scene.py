@@ -29,6 +29,7 @@ class IpamScene:
     def __init__(self, api: ApiDouble, root: Path) -> None:
         self.api = api
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.data_dir = root / "ipam"
         self.kubeconfig = str(root / "kubeconfig")
         Path(self.kubeconfig).write_text(KUBECONFIG.format(server=api.url))
