@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
+from tests.kube import runners_daemon
 from tests.kube.conftest import MetaScene
 from tests.kube.ipam_scene import IpamScene
 from tests.kube.runners import CALL_TIMEOUT, NETPLEX, Answer
-from tests.kube import runners_daemon
 from tests.kube.runners_daemon import DaemonRunner
 
 pytestmark = [pytest.mark.kube, pytest.mark.netns]
