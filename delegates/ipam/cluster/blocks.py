@@ -32,7 +32,7 @@ NODES = Resource("", "v1", "nodes", namespaced=False)
 PODS = Resource("", "v1", "pods", namespaced=True)
 POOL_LABEL = f"{GROUP}/pool"
 NODE_LABEL = f"{GROUP}/node"
-_UNSAFE = re.compile(r"[^a-z0-9.-]+")
+_UNSAFE = re.compile(r"[^a-z0-9.-]")  # one for one: distinct CIDRs keep distinct names
 MAX_NAME = 200
 
 
