@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import socket
 import subprocess
 import threading
@@ -96,9 +97,11 @@ def two_nodes(scene: MetaScene, make_ns: Callable[..., str]) -> Iterator[tuple[s
         relay.close()
 
 
-def _pod(scene: MetaScene, make_ns: Callable[..., str], node: str) -> ScenePod:
+def _pod(
+    scene: MetaScene, make_ns: Callable[..., str], node: str, annotations: dict[str, str] | None = None
+) -> ScenePod:
     name, uid = f"vm-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
-    scene.api.add_pod("default", name, uid=uid, node_name=node)
+    scene.api.add_pod("default", name, uid=uid, node_name=node, annotations=annotations)
     return ScenePod(
         namespace="default", name=name, uid=uid, netns=make_ns("npp-", lo_up=True),
         container_id=f"c{uuid.uuid4().hex}",
@@ -150,9 +153,38 @@ def test_pods_on_two_nodes_get_one_ranges_addresses_and_ping_each_other(
                 answer = runner.delete(conf, container_id=pod.container_id, netns=pod.netns, cni_args=pod.cni_args)
                 assert answer.rc == 0, answer.doc
         assert ipam.records() == {}
+        _a_claims_address_follows_the_vm_to_the_other_node(scene, ipam, runners, make_ns, conf)
     finally:
         for runner in runners.values():
             runner.close()
+
+
+def _a_claims_address_follows_the_vm_to_the_other_node(
+    scene: MetaScene, ipam: IpamScene, runners: dict[str, DaemonRunner], make_ns: Callable[..., str],
+    conf: dict[str, object],
+) -> None:
+    """NPWG ipam-claim-reference through netplex: the selection names the claim, the VM's
+    pod is deleted and recreated on the other node, and net1 gets the same address."""
+    ipam.add_claim("default", "vm-x", network="tenant2")
+    scene.add_nad("default", "tenant2", {
+        "cniVersion": "1.0.0", "name": "tenant2", "type": "macvlan", "master": "wire0", "mode": "bridge",
+        "ipam": ipam.ipam(range="10.82.0.0/24"),
+    })
+    selection = json.dumps([{"name": "tenant2", "ipam-claim-reference": "vm-x"}])
+    seen = []
+    for node in ("node-a", "node-b"):
+        pod = _pod(scene, make_ns, node, {"k8s.v1.cni.cncf.io/networks": selection})
+        runner = runners[node]
+        answer = runner.add(conf, container_id=pod.container_id, netns=pod.netns, cni_args=pod.cni_args)
+        assert answer.rc == 0, (answer.doc, runner.last_stderr)
+        seen.append(pod.addresses()["net1"][0])
+        answer = runner.delete(conf, container_id=pod.container_id, netns=pod.netns, cni_args=pod.cni_args)
+        assert answer.rc == 0, answer.doc
+        scene.api.delete_pod("default", pod.name)
+    assert seen[0] == seen[1] and seen[0].startswith("10.82.0.")
+    claim = ipam.claim("default", "vm-x")
+    assert claim is not None and claim["status"]["ips"] == [seen[0]]
+    assert [r["claim"] for r in ipam.records().values()] == ["default/vm-x"]  # held until the claim goes
 
 
 def netns_name(path: str) -> str:
