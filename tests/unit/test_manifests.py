@@ -210,6 +210,7 @@ CLUSTER_IPAM_GRANTS = {
     ),
     ("k8s.cni.cncf.io", "ipamclaims", "get"), ("k8s.cni.cncf.io", "ipamclaims", "list"),
     ("k8s.cni.cncf.io", "ipamclaims/status", "update"), ("", "nodes", "get"),
+    ("ipam.netplex.io", "ipblocks", "delete"),
 }
 
 

@@ -48,14 +48,16 @@ def note_data_dir(path: str) -> None:
 class Reconciler:
     def __init__(
         self, *, node: str, api: Client, live_pods: LivePods, interval: float = DEFAULT_INTERVAL,
-        grace: float = DEFAULT_GRACE,
+        grace: float = DEFAULT_GRACE, data_dirs: tuple[str, ...] = (),
     ) -> None:
         self.node = node
+        self._data_dirs = data_dirs  # () = every data dir an ADD of this process used
         self.api = api
         self._live_pods = live_pods
         self.interval = interval
         self.grace = grace
         self._missing: dict[tuple[str, str, str], float] = {}
+        self._empty: dict[tuple[str, str], float] = {}  # (pool, block) -> first seen empty
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ipam-reconcile", daemon=True)
         self.passes = 0
@@ -84,7 +86,7 @@ class Reconciler:
         freed: list[Record] = []
         seen: set[tuple[str, str, str]] = set()
         with _dirs_lock:
-            data_dirs = sorted(_data_dirs)
+            data_dirs = sorted(self._data_dirs or _data_dirs)
         for data_dir in data_dirs:
             for node_dir, pool in pools_of(data_dir, self.node):
                 recs = Records(data_dir, node_dir, pool)
@@ -93,6 +95,7 @@ class Reconciler:
                         return freed
                     if self._should_free(record, pods, now, seen, recs.directory) and self._free(recs, record):
                         freed.append(record)
+                self._return_empty_blocks(recs, pool, now)
         self._missing = {key: stamp for key, stamp in self._missing.items() if key in seen}
         self.passes += 1
         return freed
@@ -126,6 +129,36 @@ class Reconciler:
             "netplex-ipam: reconciler freed %s (pod %s, claim %s)", record.ip, record.pod or "-", record.claim or "-"
         )
         return True
+
+    def _return_empty_blocks(self, recs: Records, pool: str, now: float) -> None:
+        """Give back blocks that stayed empty for `grace` seconds, keeping the node's first
+        one, so churn does not leave a range carved up among nodes for good. Under the
+        pool's lock, so no ADD of this node allocates in a block being given back."""
+        owner = context.owner_of(self.api, self.node)
+        try:
+            with recs.locked():
+                owned = owner.owned(pool)
+                taken = recs.taken()
+                empty = [block for block in owned[1:] if not any(ip in block for ip in taken)]
+                for block in owned:
+                    if block not in empty:
+                        self._empty.pop((pool, str(block)), None)
+                for block in empty:
+                    first = self._empty.setdefault((pool, str(block)), now)
+                    if now - first < self.grace:
+                        continue
+                    name = blocks.block_name(pool, block)
+                    current = self.api.get(blocks.BLOCKS, name)
+                    if blocks.owner(current) == self.node:
+                        self.api.delete(
+                            blocks.BLOCKS, name, resource_version=str(current["metadata"].get("resourceVersion", ""))
+                        )
+                        log.info("netplex-ipam: node %s gave back empty block %s of pool %s", self.node, block, pool)
+                    self._empty.pop((pool, str(block)), None)
+                    owner.forget(pool)
+        except ApiError as exc:  # a later pass tries again
+            owner.forget(pool)
+            log.warning("netplex-ipam: cannot give back empty blocks of pool %s: %s", pool, exc.message)
 
     def _pod_gone(self, namespace: str, name: str, uid: str) -> bool:
         try:
