@@ -177,6 +177,7 @@ def test_daemons_killed_mid_add_leave_no_duplicate_and_del_and_gc_leave_nothing(
         assert answer.rc == 0, answer.doc
     assert cluster.ipam.records() == {}
     assert not list((cluster.scene.root).glob("node-*/cni/cache/*"))
+    assert not list(cluster.ipam.data_dir.glob("*/*/.tmp-*")), "GC left half-written records"
 
 
 def test_the_daemon_frees_the_address_of_a_pod_that_is_gone_but_not_of_a_live_one(

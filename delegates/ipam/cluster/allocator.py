@@ -185,6 +185,7 @@ def gc(conf: ClusterConfig, node: str, valid: set[tuple[str, str]], api: Client 
     for node_dir, pool in pools_of(conf.data_dir, node):
         recs = Records(conf.data_dir, node_dir, pool)
         with recs.locked():
+            recs.remove_stale_temporaries()
             for record in recs.all():
                 if record.network not in ("", conf.network):
                     continue

@@ -130,6 +130,15 @@ class Records:
     def release(self, ip: IPAddress) -> bool:
         return files.remove(self._path(ip))
 
+    def remove_stale_temporaries(self) -> int:
+        """Delete half-written records a killed process left (lock held: none is live)."""
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(self.directory):
+                if name.startswith((_TMP_PREFIX, files.TMP_PREFIX)) and files.remove(os.path.join(self.directory, name)):
+                    removed += 1
+        return removed
+
     def _path(self, ip: IPAddress) -> str:
         return os.path.join(self.directory, str(ip))
 
