@@ -29,7 +29,7 @@ from cni import store as files
 from cni.result import IPAddress
 
 LOCK_NAME = "lock"
-_TMP_PREFIX = ".tmp-"
+_TMP_PREFIX = ".tmp-"  # also cni.store's, for replace()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +135,7 @@ class Records:
         removed = 0
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(self.directory):
-                if name.startswith((_TMP_PREFIX, files.TMP_PREFIX)) and files.remove(os.path.join(self.directory, name)):
+                if name.startswith(_TMP_PREFIX) and files.remove(os.path.join(self.directory, name)):
                     removed += 1
         return removed
 
