@@ -205,3 +205,20 @@ def test_bad_config_is_error_7_naming_the_key(ipam_api: IpamScene, ipam: dict[st
     with pytest.raises(CniError) as caught:
         ipam_api.add(ipam_api.conf(nodeName="node-1", **ipam), container_id=new_container())
     assert caught.value.code == 7 and caught.value.msg.startswith(where), caught.value.msg
+
+
+def test_with_the_api_down_a_node_keeps_allocating_from_its_blocks(ipam_api: IpamScene) -> None:
+    conf = ipam_api.conf(nodeName="node-1")
+    first = ipam_api.add(conf, container_id=new_container())
+    from delegates.ipam.cluster import context
+
+    for owner in list(context._owners.values()):
+        owner._ttl = 0.0  # the cache has expired: the next ADD lists again, and cannot
+    ipam_api.api.stop()
+    try:
+        second = ipam_api.add(conf, container_id=new_container())
+    finally:
+        ipam_api.api.start()
+    assert second != first and ipaddress.ip_network((first, 28), strict=False) == ipaddress.ip_network(
+        (second, 28), strict=False
+    )

@@ -4,7 +4,8 @@ and only when the node's blocks are full.
 - `ensure_pool`: the pool object exists with our block size (create; on 409 read it and
   compare). Once per pool per process.
 - `owned`: the node's blocks of a pool (one labelled list, cached in the process for
-  `ttl` seconds: a daemon lists once per pool, an exec'd plugin once per call).
+  `ttl` seconds: a daemon lists once per pool, an exec'd plugin once per call). With the
+  API unreachable, a daemon keeps allocating from the blocks it last saw.
 - `claim_block`: list the pool's blocks once, then create the first free candidate;
   AlreadyExists (409) means another node won it: try the next. A 409 for a block that
   turns out to be ours is our own create whose reply was lost. Any other failure is
@@ -28,7 +29,7 @@ from cni.errors import CniError, Code
 from cni.result import IPNetwork
 from delegates.ipam.cluster import blocks
 from delegates.ipam.cluster.config import PoolRange
-from delegates.ipam.cluster.kubeapi import Client, Conflict, NotFound
+from delegates.ipam.cluster.kubeapi import Client, Conflict, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,12 @@ class Owner:
             cached = self._owned.get(pool)
             if cached is not None and self._clock() - cached[0] < self._ttl:
                 return list(cached[1])
-        items = self.api.list(blocks.BLOCKS, label_selector=blocks.block_selector(pool, self.node))
+        try:
+            items = self.api.list(blocks.BLOCKS, label_selector=blocks.block_selector(pool, self.node))
+        except Unavailable:
+            if cached is not None:  # the API is down: our blocks are still ours (only we give them up)
+                return list(cached[1])
+            raise
         mine = sorted(
             (net for item in items if blocks.owner(item) == self.node and (net := blocks.cidr(item)) is not None),
             key=lambda net: int(net.network_address),
