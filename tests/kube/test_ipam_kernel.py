@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from delegates.netlink import links, netns
+from tests.kube import runners_daemon
 from tests.kube.conftest import MetaScene, ScenePod
 from tests.kube.ipam_scene import IpamScene
 from tests.kube.runners_daemon import DaemonRunner
@@ -86,7 +87,10 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
 
 
 @pytest.fixture
-def two_nodes(scene: MetaScene, make_ns: Callable[..., str]) -> Iterator[tuple[str, str]]:
+def two_nodes(
+    scene: MetaScene, make_ns: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, str]]:
+    monkeypatch.setattr(runners_daemon, "START_TIMEOUT", 180.0)  # a daemon's start takes long on a busy machine
     node_b = make_ns("nph-", lo_up=True)
     links.create_veth(host_name="wire0", peer_name="wire0", host_netns=scene.node_ns, peer_netns=node_b, peer_up=True)
     links.set_up(scene.node_ns, "wire0")
