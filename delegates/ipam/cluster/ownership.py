@@ -59,7 +59,12 @@ class Owner:
             self.api.create(blocks.POOLS, wanted)
             stored = pool_range.block_prefix
         except Conflict:
-            found = self.api.get(blocks.POOLS, pool)
+            try:
+                found = self.api.get(blocks.POOLS, pool)
+            except NotFound as exc:  # a conflict, but no such pool: it changed under us
+                raise CniError(
+                    Code.TRY_AGAIN_LATER, f"netplex-ipam: pool {pool!r} is being changed; try again"
+                ) from exc
             stored = int(found.get("spec", {}).get("blockSize", 0))
         if stored != pool_range.block_prefix:
             raise CniError(

@@ -121,6 +121,10 @@ def _errors(conf: cluster_config.ClusterConfig) -> Iterator[None]:
             raise CniError(Code.INVALID_ENVIRONMENT, f"netplex-ipam: {exc.message} (check netplex's RBAC)") from exc
         if exc.status == 409:
             raise CniError(Code.TRY_AGAIN_LATER, f"netplex-ipam: {exc.message}") from exc
+        if exc.status == 404:  # an object went away meanwhile, or the CRDs are missing
+            raise CniError(
+                Code.TRY_AGAIN_LATER, f"netplex-ipam: {exc.message} (are netplex-ipam's CRDs installed?)"
+            ) from exc
         raise CniError(Code.INTERNAL, f"netplex-ipam: {exc.message}") from exc
     except OSError as exc:
         raise CniError(
