@@ -23,6 +23,7 @@ test-vm: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run
+	$(VENV)/bin/python -m bench.ipam
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -32,3 +32,7 @@ def static() -> None:
 
 def host_device() -> None:
     sys.exit(skel.run_lazy("delegates.hostdevice.plugin"))
+
+
+def ipam() -> None:
+    sys.exit(skel.run_lazy("delegates.ipam.cluster.plugin"))

@@ -16,12 +16,14 @@ _MODULES = {
     "static": "delegates.ipam.static",
     "host-device": "delegates.hostdevice.plugin",
 }
-BUILTIN_TYPES = frozenset(_MODULES) | frozenset(f"netplex-{name}" for name in _MODULES)
+# Types that exist only under their netplex name (no plain alias to shadow).
+_NETPLEX_ONLY = {"netplex-ipam": "delegates.ipam.cluster.plugin"}
+BUILTIN_TYPES = frozenset(_MODULES) | frozenset(f"netplex-{name}" for name in _MODULES) | frozenset(_NETPLEX_ONLY)
 
 
 def lookup(plugin_type: str) -> skel.Plugin | None:
     """The in-process plugin for `plugin_type` (its plain or `netplex-` name), or None."""
-    module = _MODULES.get(plugin_type.removeprefix("netplex-"))
+    module = _NETPLEX_ONLY.get(plugin_type) or _MODULES.get(plugin_type.removeprefix("netplex-"))
     if module is None:
         return None
     plugin = getattr(importlib.import_module(module), "PLUGIN", None)

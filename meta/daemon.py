@@ -285,6 +285,7 @@ class Running:
         self.daemon.sources.stop()
         if self.daemon.policy is not None:
             self.daemon.policy.stop()
+        _stop_cluster_ipam()
         self.meters.close()
         invoke.set_exec_root("")
         log.info("netplex daemon: stopped")
@@ -321,6 +322,7 @@ def start(conf: DaemonConfig, *, watch_timeout: int = 300) -> Running:
     sources.start()
     if daemon.policy is not None:
         daemon.policy.start()
+    _start_cluster_ipam(conf, sources)
     server.start()
     log.info(
         "netplex daemon: serving on %s (%s, node %r, %d workers)",
@@ -393,6 +395,25 @@ def _warm_up() -> None:
 
     for plugin_type in sorted(registry.BUILTIN_TYPES):
         registry.lookup(plugin_type)
+
+
+def _start_cluster_ipam(conf: DaemonConfig, sources: daemon_source.Sources) -> None:
+    """netplex-ipam's reconciler, on the node's pod watch cache (Kubernetes modes only)."""
+    pods = sources.pods if isinstance(sources, daemon_source.KubeSources) else None
+    if pods is None:
+        return
+    from delegates.ipam.cluster import reconcile
+
+    def live_pods() -> dict[tuple[str, str], str] | None:
+        return {(pod.namespace, pod.name): pod.uid for pod in pods.items()} if pods.synced else None
+
+    reconcile.start(node=conf.node_name, kubeconfig=conf.kubeconfig, live_pods=live_pods)
+
+
+def _stop_cluster_ipam() -> None:
+    from delegates.ipam.cluster import reconcile
+
+    reconcile.stop()
 
 
 def _cache_sizes(sources: daemon_source.Sources) -> dict[str, Callable[[], int]]:

@@ -243,6 +243,8 @@ def _from_selection(element: NetworkSelection, reader: _Reader) -> Attachment:
     if element.cni_args:
         network = _with_cni_args(network, element.cni_args)
     network = netconfs.inject_device_id(network, element.device_id)  # top-level too, as Multus
+    if element.ipam_claim_reference:  # NPWG v1.3 4.1.2.1.11: the IPAM (netplex-ipam) reads it from args.cni
+        network = _with_cni_args(network, {"ipam-claim-reference": element.ipam_claim_reference})
     return Attachment(
         network=element.key,
         ifname=element.interface,

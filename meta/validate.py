@@ -418,6 +418,10 @@ def _builtin_check(plugin_type: str) -> Callable[[bytes], object] | None:
         from delegates.ipam import static
 
         return lambda stdin: static.load(stdin, skel.CmdArgs(command="ADD"))
+    if plugin_type == "netplex-ipam":  # the cluster IPAM: its keys, no API access
+        from delegates.ipam.cluster import config as cluster_config
+
+        return lambda stdin: cluster_config.load(stdin, skel.CmdArgs(command="ADD"))
     return None
 
 

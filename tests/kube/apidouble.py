@@ -35,6 +35,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.kube.apistore import GenericStore
+
 PODS = "pods"
 NADS = "network-attachment-definitions"
 NAD_API_VERSION = "k8s.cni.cncf.io/v1"
@@ -116,8 +118,10 @@ class _ApiError(Exception):
         self.message = message
 
 
-class ApiDouble:
-    """The double; `start()` it, seed it, point a client at `url`, `close()` it."""
+class ApiDouble(GenericStore):
+    """The double; `start()` it, seed it, point a client at `url`, `close()` it.
+    `register_resource(group, version, plural, namespaced=...)` serves any other kind
+    (tests/kube/apistore.py)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -135,6 +139,7 @@ class ApiDouble:
         self._port = 0
         self.errors: list[BaseException] = []
         self.events_posted: list[dict[str, Any]] = []
+        self._generic_init()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -379,6 +384,8 @@ class ApiDouble:
                 self._watch(handler, request, resource=resource, namespace=namespace, selector=selector)
             else:
                 _send(handler, 200, self._list(resource, namespace, selector))
+            return
+        if self._generic_route(handler, request):
             return
         raise _ApiError(404, "the server could not find the requested resource")
 

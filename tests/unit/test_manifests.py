@@ -64,8 +64,8 @@ NAD_CRD = "network-attachment-definitions.k8s.cni.cncf.io"
 POLICY_CRD = "multi-networkpolicies.k8s.cni.cncf.io"
 
 
-def crd_schema() -> dict[str, Any]:
-    crd = crd_named(NAD_CRD)
+def crd_schema(name: str = NAD_CRD) -> dict[str, Any]:
+    crd = crd_named(name)
     [version] = crd["spec"]["versions"]
     schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
     return schema
@@ -209,7 +209,20 @@ def test_the_cluster_role_is_least_privilege() -> None:
         ("k8s.cni.cncf.io", "multi-networkpolicies", "watch"),
         ("", "namespaces", "get"), ("", "namespaces", "list"), ("", "namespaces", "watch"),
         ("", "events", "patch"), ("events.k8s.io", "events", "patch"),
-    }
+    } | CLUSTER_IPAM_GRANTS
+
+
+# netplex-ipam (delegates/ipam/cluster/): blocks by create/update, claims' status, nodes.
+CLUSTER_IPAM_GRANTS = {
+    *(
+        ("ipam.netplex.io", plural, verb)
+        for plural in ("ippools", "ipblocks")
+        for verb in ("get", "list", "create", "update")
+    ),
+    ("k8s.cni.cncf.io", "ipamclaims", "get"), ("k8s.cni.cncf.io", "ipamclaims", "list"),
+    ("k8s.cni.cncf.io", "ipamclaims/status", "update"), ("", "nodes", "get"),
+    ("ipam.netplex.io", "ipblocks", "delete"),
+}
 
 
 def test_the_binding_gives_the_role_to_the_daemonset_account() -> None:
@@ -446,3 +459,39 @@ def _assert_structural(schema: dict[str, Any], where: str) -> None:
         _assert_structural(schema["items"], f"{where}[]")
     if isinstance(schema.get("additionalProperties"), dict):
         _assert_structural(schema["additionalProperties"], f"{where}{{}}")
+
+
+def test_the_cluster_ipam_objects_match_their_crds() -> None:
+    import ipaddress
+
+    from delegates.ipam.cluster import blocks
+    from delegates.ipam.cluster.config import PoolRange
+
+    subnet = ipaddress.ip_network("10.1.0.0/24")
+    pool_range = PoolRange(subnet, subnet[1], subnet[254], (), None, 28, "ipam")
+    pool = blocks.pool_name("net", subnet)
+    for name, obj in (
+        ("ippools.ipam.netplex.io", blocks.pool_object(pool, pool_range, "net")),
+        ("ipblocks.ipam.netplex.io", blocks.block_object(pool, blocks.block_at(pool_range, 3), "node-1")),
+    ):
+        crd = crd_named(name)
+        assert crd["spec"]["group"] == blocks.GROUP and crd["spec"]["scope"] == "Cluster"
+        assert obj["kind"] == crd["spec"]["names"]["kind"] and obj["apiVersion"] == f"{blocks.GROUP}/{blocks.VERSION}"
+        jsonschema.validate(obj, crd_schema(name))
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**obj, "spec": {}}, crd_schema(name))
+
+
+def test_the_ipamclaim_crd_is_the_npwg_one() -> None:
+    crd = crd_named("ipamclaims.k8s.cni.cncf.io")
+    assert (crd["spec"]["group"], crd["spec"]["scope"], crd["spec"]["names"]["kind"]) == (
+        "k8s.cni.cncf.io", "Namespaced", "IPAMClaim",
+    )
+    [version] = crd["spec"]["versions"]
+    assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
+    claim = {
+        "apiVersion": "k8s.cni.cncf.io/v1alpha1", "kind": "IPAMClaim", "metadata": {"name": "vm-a"},
+        "spec": {"network": "tenant", "interface": "net1"},
+        "status": {"ips": ["10.1.0.5/24"], "ownerPod": "virt-launcher-a"},
+    }
+    jsonschema.validate(claim, crd_schema("ipamclaims.k8s.cni.cncf.io"))
