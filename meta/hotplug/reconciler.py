@@ -69,7 +69,7 @@ class Reconciler:
         self._pods = pods
         self._source = source
         self._hold = hold
-        self._sink: events.EventSink = sink or events.LogSink()
+        self._sink: events.EventSink = events.LogAndSink(sink) if sink is not None else events.LogSink()
         self._count = count or (lambda action, outcome: None)
         self._clock = clock
         self._cond = threading.Condition()

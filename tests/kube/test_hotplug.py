@@ -2,8 +2,8 @@
 the real shim, then their selection annotation edited in the double; every test asserts
 the sandbox's links and addresses (the kernel) and network-status and requests (the API).
 
-Without an event recorder the daemon's events go to its log (meta.hotplug.events.LogSink),
-so the tests read them there; ordering is asserted from that log, never from clocks here."""
+Hot-plug's events reach the API double (core/v1 Events) and the daemon's log alike
+(meta.hotplug.events.LogAndSink); ordering is asserted from that log, never from clocks here."""
 
 from __future__ import annotations
 
@@ -135,6 +135,15 @@ def test_a_network_added_to_the_annotation_appears_in_the_running_pod(daemon: Da
     assert status_of(nets, pod)["net2"] == [after["net2"][0].split("/")[0]]
     assert nets.reserved_ips("green") == [after["net2"][0].split("/")[0]]
     assert log_lines(daemon, "AddedInterface", "net2", "default/green")
+
+    def posted() -> bool:  # the API's own record of the event, posted asynchronously
+        return any(
+            event.get("reason") == "AddedInterface" and "net2" in event.get("message", "")
+            and "default/green" in event.get("message", "") and event["involvedObject"]["name"] == "web"
+            for event in nets.api.events_posted
+        )
+
+    wait_for(posted, "an AddedInterface event for net2 in the API", daemon)
 
 
 def test_two_networks_added_at_once_come_in_annotation_order(daemon: DaemonRunner, nets: MetaScene) -> None:
