@@ -34,6 +34,7 @@ __all__ = ["LightKube", "from_kubeconfig", "in_cluster"]
 
 NAD_PATH = "/apis/k8s.cni.cncf.io/v1/namespaces/{namespace}/network-attachment-definitions/{name}"
 POD_PATH = "/api/v1/namespaces/{namespace}/pods/{name}"
+EVENTS_PATH = "/api/v1/namespaces/{namespace}/events"
 MERGE_PATCH = "application/merge-patch+json"
 USER_AGENT = "netplex"
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -41,7 +42,8 @@ _UNSUPPORTED_USER_KEYS = ("exec", "auth-provider", "username", "password", "as",
 
 
 class LightKube:
-    """A meta.source.Source on a Kubernetes API server: one connection, three verbs."""
+    """A meta.source.Source on a Kubernetes API server: one connection, three verbs (and
+    the event POST, on a connection of its own)."""
 
     def __init__(self, server: str, *, context: ssl.SSLContext | None, token: str = "", timeout: float) -> None:
         parsed = urllib.parse.urlsplit(server)
@@ -95,6 +97,18 @@ class LightKube:
         path = POD_PATH.format(namespace=_q(pod.namespace), name=_q(pod.name)) + "/status"
         self._request("PATCH", path, what, body=body, conflict_is_gone=True)
 
+    def create_event(self, namespace: str, event: dict[str, Any]) -> None:
+        """POST one core/v1 Event (meta.events builds it and posts from its own thread, so
+        on a connection of its own: http.client connections are not shared across threads)."""
+        poster = LightKube(self.server, context=self._context, token=self._token, timeout=self._timeout)
+        try:
+            poster._request(
+                "POST", EVENTS_PATH.format(namespace=_q(namespace)), f'event in "{namespace}"',
+                body=json.dumps(event).encode(), content_type="application/json",
+            )
+        finally:
+            poster.close()
+
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
             if self._https:
@@ -106,12 +120,12 @@ class LightKube:
         return self._conn
 
     def _request(self, method: str, path: str, what: str, *, body: bytes | None = None,
-                 conflict_is_gone: bool = False) -> Any:
+                 conflict_is_gone: bool = False, content_type: str = MERGE_PATCH) -> Any:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         if body is not None:
-            headers["Content-Type"] = MERGE_PATCH
+            headers["Content-Type"] = content_type
         try:
             conn = self._connection()
             conn.request(method, self._prefix + path, body=body, headers=headers)
