@@ -21,9 +21,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BeforeValidator, Field, StrictBool, StrictFloat, model_validator
 
 from cni import config as cni_config
+from cni import skel
 from cni.config import Conflist, NetConf
 from cni.errors import CniError, Code
-from meta import cachepath, model, netconfs
+from meta import cachepath, model, netconfs, pathrules
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ _KNOWN_KEYS = frozenset(
         "systemNamespaces", "multusNamespace", "netplexNamespace", "readinessindicatorfile",
         "readinessIndicatorFile", "retryDeleteOnError",
         "daemonSocket", "builtinDelegates", "addTimeout", "delegateTimeout", "localNetworks", "resultIPs",
+        "ipamRoots",
     }
 )
 
@@ -97,6 +99,7 @@ class MetaConf(NetConf):
     delegate_timeout: StrictFloat = Field(DEFAULT_DELEGATE_TIMEOUT, alias="delegateTimeout", gt=0, le=3600)
     local_networks: str = Field(DEFAULT_LOCAL_NETWORKS, alias="localNetworks")
     result_ips: Literal["cluster", "all"] = Field("cluster", alias="resultIPs")
+    ipam_roots: tuple[str, ...] = Field((), alias="ipamRoots")  # where IPAM dataDirs may live (meta/pathrules.py)
 
     @model_validator(mode="before")
     @classmethod
@@ -134,6 +137,7 @@ def load_meta_conf(raw: bytes | str | Mapping[str, Any], *, check_schema: bool =
     error 7 naming the key (`delegates.1.type`). `check_schema` also runs the packaged
     JSON Schema (what `netplex validate` does; the CNI path skips jsonschema's import)."""
     doc = dict(raw) if isinstance(raw, Mapping) else _json_object(raw)
+    pathrules.check_config_paths(doc)  # error 7 naming the key: no relative or empty cniDir
     if check_schema:
         problems = schema_errors(doc)
         if problems:
@@ -141,6 +145,7 @@ def load_meta_conf(raw: bytes | str | Mapping[str, Any], *, check_schema: bool =
     conf = cni_config.load_conf(MetaConf, doc)
     conf.version  # noqa: B018 - raises error 1 for a version we do not speak
     _check(conf)
+    skel.accept_log_file()  # the config passed: its logFile may be created now
     for key in sorted(set(doc) - _KNOWN_KEYS):
         log.warning("netplex config: unknown key %r ignored", key)
     return conf

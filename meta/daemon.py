@@ -39,7 +39,7 @@ from typing import Any
 
 from cni import skel, store, version
 from cni.errors import CniError, Code
-from meta import config, daemon_config, daemon_lock, daemon_server, daemon_source, metrics, plugin, shim
+from meta import config, daemon_config, daemon_lock, daemon_server, daemon_source, metrics, plugin, shim, sweep
 from meta.daemon_config import DaemonConfig, DaemonConfigError
 from meta.source import SourceError
 
@@ -243,6 +243,7 @@ def start(conf: DaemonConfig, *, watch_timeout: int = 300) -> Running:
         raise
     # The shim's DEL fallback reads the daemon's config from here; it stays after exit.
     store.atomic_write(shim.snapshot_path(conf.socket_path), json.dumps(dict(conf.meta)).encode(), mode=0o600)
+    sweep.sweep_cni_dir(str(conf.meta.get("cniDir") or config.DEFAULT_CNI_DIR))  # what a killed daemon left
     for name, size in _cache_sizes(sources).items():
         meters.watch_cache_size(name, size)
     meters.time_delegates()
@@ -316,6 +317,7 @@ def _pod_of(env: Mapping[str, str]) -> str:
 
 def _configure_logging(meta: Mapping[str, Any]) -> None:
     skel.configure_logging(meta, default_level="info", log_format=LOG_FORMAT)
+    skel.accept_log_file()  # the daemon's own config was checked at load
 
 
 if __name__ == "__main__":  # `python -m meta.daemon --config FILE`, until the CLI wires `netplex daemon`

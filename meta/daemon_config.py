@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from cni.errors import CniError
 from meta import config as meta_config
-from meta import shim
+from meta import pathrules, shim
 
 DEFAULT_SOCKET = "/run/netplex/netplex.sock"
 DEFAULT_CONCURRENCY = 8
@@ -100,6 +100,10 @@ def parse(doc: Mapping[str, Any], *, environ: Mapping[str, str], where: str = "c
         except ValueError as exc:
             raise DaemonConfigError(f"{where}: {exc}") from exc
     meta = {key: value for key, value in doc.items() if key not in shim.DAEMON_ONLY_KEYS}
+    try:
+        pathrules.check_config_paths(meta)
+    except CniError as err:
+        raise DaemonConfigError(f"{where}: {err.msg}") from err
     meta.pop("daemonSocket", None)
     config = DaemonConfig(
         socket_path=socket_path, node_name=node_name, concurrency=concurrency,

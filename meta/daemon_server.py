@@ -23,6 +23,8 @@ import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 
+from cni import jsonlimits, version
+from cni.errors import CniError, Code
 from meta import shim
 
 log = logging.getLogger(__name__)
@@ -139,15 +141,23 @@ class Handler(BaseHTTPRequestHandler):
         if not 0 < length <= MAX_BODY_BYTES:
             self._send(400, {"reason": f"want a JSON body of 1 to {MAX_BODY_BYTES} bytes"})
             return None
+        body = self.rfile.read(length)
         try:
-            doc = json.loads(self.rfile.read(length))
-        except ValueError:
-            self._send(400, {"reason": "the body is not JSON"})
+            # Bounded before parsing: a deep body must get an answer, not a RecursionError.
+            doc = jsonlimits.loads(body, max_bytes=MAX_BODY_BYTES, what="the request body")
+        except CniError as err:
+            self._refuse(err)
             return None
         if not isinstance(doc, dict) or not isinstance(doc.get("env"), dict) or not isinstance(doc.get("config"), dict):
-            self._send(400, {"reason": 'want {"env": {...}, "config": {...}}'})
+            self._refuse(CniError(Code.DECODING_FAILURE, 'the request body: want {"env": {...}, "config": {...}}'))
             return None
         return doc
+
+    def _refuse(self, err: CniError) -> None:
+        """A body that cannot be a request: answered as the CNI error the plugin would
+        print (6), so the shim reports it and the runtime does not retry as for 11."""
+        log.warning("netplex daemon: refused a request: %s", err.msg)
+        self._send(200, {"exitCode": 1, "output": err.to_wire(version.CURRENT_VERSION)})
 
     def _peer_allowed(self) -> bool:
         try:

@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cni import skel
+from cni import faultpoint, skel
 from cni.args import format_cni_args
 from cni.config import Conflist
 from cni.errors import CniError, Code, MultiError
 from cni.invoke import Builtins
 from cni.result import Result
-from meta import attach, cache, config, defaultroute, resolve, status
+from meta import attach, cache, config, defaultroute, pathrules, resolve, status, sweep
 from meta.model import Attachment
 from meta.source import Forbidden, NetworkAttachment, NotFound, Pod, Source, SourceError, Unavailable
 
@@ -108,12 +108,14 @@ def add(conf: config.MetaConf, args: skel.CmdArgs, *, source_factory: Callable[[
         # selection and defaultNetworks were attached by the first; this one is its own.
         plan = [attachment for attachment in plan if attachment.is_cluster_network]
     _refuse_taken_ifnames(plan, args.netns)
+    pathrules.check_plan(conf.ipam_roots, plan)  # ipam.dataDir under ipamRoots, when set
     entry = cache.CacheEntry(
         container_id=args.container_id, ifname=args.ifname, netns=args.netns,
         pod_namespace=pod.namespace, pod_name=pod.name, pod_uid=pod.uid, cni_version=conf.version,
         attachments=[_cached(attachment, identity, args) for attachment in plan],
     )
     cache.write(conf.cni_dir, entry)  # the intent, before any delegate runs
+    faultpoint.reached("plugin.after-cache-write")
     delegate_call = args.replace(path=_cni_path(conf, args))
     results = attach.add_all(
         entry, delegate_call, cni_dir=conf.cni_dir, builtins=_builtins(conf),
@@ -183,6 +185,7 @@ def gc(conf: config.MetaConf, args: skel.CmdArgs) -> None:
     errors.extend(
         attach.gc_delegates(kept, call, builtins=builtins, timeout=conf.delegate_timeout, stale=stale_entries)
     )
+    sweep.sweep_cni_dir(conf.cni_dir, ipam_roots=conf.ipam_roots, live_networks=cache.network_names(conf.cni_dir))
     if errors:
         raise errors[0] if len(errors) == 1 else MultiError(errors)
 
