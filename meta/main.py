@@ -76,7 +76,7 @@ def nothing_recorded(raw: bytes) -> bool:
         cni_dir = conf.get("cniDir", cachepath.DEFAULT_CNI_DIR)
         if not isinstance(cni_dir, str) or not cni_dir.startswith("/"):
             return False
-        return not os.path.exists(cachepath.path_for(cni_dir, args.container_id, args.ifname))
+        return cachepath.surely_absent(cni_dir, args.container_id, args.ifname)
     except CniError:
         return False
 
