@@ -141,15 +141,10 @@ class Handler(BaseHTTPRequestHandler):
         if not 0 < length <= MAX_BODY_BYTES:
             self._send(400, {"reason": f"want a JSON body of 1 to {MAX_BODY_BYTES} bytes"})
             return None
-        body = self.rfile.read(length)
         try:
-            # Bounded before parsing: a deep body must get an answer, not a RecursionError.
-            doc = jsonlimits.loads(body, max_bytes=MAX_BODY_BYTES, what="the request body")
+            doc = parse_request(self.rfile.read(length))
         except CniError as err:
             self._refuse(err)
-            return None
-        if not isinstance(doc, dict) or not isinstance(doc.get("env"), dict) or not isinstance(doc.get("config"), dict):
-            self._refuse(CniError(Code.DECODING_FAILURE, 'the request body: want {"env": {...}, "config": {...}}'))
             return None
         return doc
 
@@ -178,6 +173,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def parse_request(body: bytes) -> dict[str, Any]:
+    """A POST /cni body as the request document; error 6 for anything else. Size and
+    nesting are bounded before parsing: a deep body gets an answer, not a RecursionError."""
+    doc = jsonlimits.loads(body, max_bytes=MAX_BODY_BYTES, what="the request body")
+    if not isinstance(doc, dict) or not isinstance(doc.get("env"), dict) or not isinstance(doc.get("config"), dict):
+        raise CniError(Code.DECODING_FAILURE, 'the request body: want {"env": {...}, "config": {...}}')
+    return doc
 
 
 def _clear_stale(socket_path: str) -> None:
