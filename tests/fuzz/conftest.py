@@ -3,10 +3,10 @@ reach. The property is the same for all: an input either parses or is refused wi
 CniError carrying a spec code (never 999, never another exception).
 
 Two profiles, chosen by NETPLEX_FUZZ_PROFILE:
-- `ci` (the default): NETPLEX_FUZZ_EXAMPLES (default 2000) examples per target,
+- `ci` (the default): NETPLEX_FUZZ_EXAMPLES (default 1000) examples per target,
   derandomized so a CI run is repeatable; the whole lane takes well under a minute.
 - `long` (`make fuzz`): NETPLEX_FUZZ_EXAMPLES (default 100,000) examples per target,
-  random seeds, no example database.
+  random seeds, no example database. NETPLEX_FUZZ_PROGRESS=FILE appends counts as it goes.
 At the end of the session every target's count of examples run and of non-CNI errors is
 printed (the figures `make fuzz` reports)."""
 
@@ -22,8 +22,9 @@ from hypothesis import HealthCheck, settings
 from cni.errors import CniError
 
 PROFILE = os.environ.get("NETPLEX_FUZZ_PROFILE", "ci")
-DEFAULT_EXAMPLES = {"ci": 2000, "long": 100_000}
-EXAMPLES = int(os.environ.get("NETPLEX_FUZZ_EXAMPLES") or DEFAULT_EXAMPLES.get(PROFILE, 2000))
+DEFAULT_EXAMPLES = {"ci": 1000, "long": 100_000}
+EXAMPLES = int(os.environ.get("NETPLEX_FUZZ_EXAMPLES") or DEFAULT_EXAMPLES.get(PROFILE, 1000))
+PROGRESS = os.environ.get("NETPLEX_FUZZ_PROGRESS", "")  # a file a long run appends counts to
 # The spec's well-known codes a parser may answer with (999 would be a stray exception).
 SPEC_CODES = frozenset({1, 2, 3, 4, 5, 6, 7, 11, 50, 51})
 
@@ -43,6 +44,9 @@ REFUSED: collections.Counter[str] = collections.Counter()
 def holds(target: str, parse: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Run one example of `target`: `parse(*args)` returns or raises a spec-coded CniError."""
     RAN[target] += 1
+    if PROGRESS and RAN[target] % 5000 == 0:  # a long run reports as it goes
+        with open(PROGRESS, "a", encoding="utf-8") as out:
+            out.write(f"{target}: {RAN[target]} examples, {REFUSED[target]} refused\n")
     try:
         parse(*args, **kwargs)
     except CniError as err:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 # Every code point, surrogates (U+D800..U+DFFF) included.
 ANY_CHAR = st.characters(exclude_categories=())
-TEXT = st.text(ANY_CHAR, max_size=40)
+TEXT = st.text(ANY_CHAR, max_size=24)
 ODD_TEXT = st.one_of(
     TEXT,
     st.sampled_from([
@@ -27,7 +27,7 @@ SCALAR = st.one_of(
 JSON = st.recursive(
     SCALAR,
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(ODD_TEXT, inner, max_size=4)),
-    max_leaves=12,
+    max_leaves=8,
 )
 
 
@@ -44,6 +44,6 @@ def encoded(docs: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes]:
     """`docs` as JSON bytes (surrogates escaped, as JSON allows), or raw garbage."""
     return st.one_of(
         docs.map(lambda doc: json.dumps(doc).encode()),
-        st.binary(max_size=200),
-        st.builds(lambda depth: b"[" * depth + b"]" * depth, st.integers(0, 5000)),
+        st.binary(max_size=100),
+        st.builds(lambda depth: b"[" * depth + b"]" * depth, st.integers(0, 2000)),
     )
