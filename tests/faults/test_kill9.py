@@ -87,7 +87,7 @@ def retried(call: Any) -> Answer:
 
 
 def run_trial(
-    runner: ThinRunner, scene: MetaScene, index: int, trial: tuple[str, str, int], restart: str, marker: Path
+    runner: ThinRunner, scene: MetaScene, *, index: int, trial: tuple[str, str, int], restart: str, marker: Path
 ) -> tuple[bool, collections.Counter[str]]:
     """One trial; returns whether the kill point was reached and what leaked."""
     verb, point, nth = trial
@@ -184,7 +184,9 @@ def test_kill_9_at_any_step_leaks_nothing_and_a_fresh_add_works(
         for index in range(TRIALS):
             trial = chooser.choice(POINTS)
             restart = chooser.choice(RESTARTS)
-            killed, found = run_trial(runner, scene, index, trial, restart, tmp_path / "faultpoints.log")
+            killed, found = run_trial(
+                runner, scene, index=index, trial=trial, restart=restart, marker=tmp_path / "faultpoints.log"
+            )
             row = TABLE[(mode, f"{trial[0]} {trial[1]}:{trial[2]}")]
             row["trials"] += 1
             row["killed"] += killed

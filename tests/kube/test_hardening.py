@@ -73,9 +73,8 @@ def test_non_ascii_interface_of_at_most_15_bytes_is_attached(runner: Runner, sce
 def failing_plugin(scene: MetaScene, plugin_type: str, code: int) -> None:
     """An exec'd plugin whose ADD and DEL both fail with `code` (a delegate broken for good)."""
     path = scene.bin_dir / plugin_type
-    path.write_text(
-        f"#!/bin/sh\ncat >/dev/null\necho '{{\"cniVersion\": \"1.0.0\", \"code\": {code}, \"msg\": \"broken\"}}'\nexit 1\n"
-    )
+    answer = json.dumps({"cniVersion": "1.0.0", "code": code, "msg": "broken"})
+    path.write_text(f"#!/bin/sh\ncat >/dev/null\necho '{answer}'\nexit 1\n")
     path.chmod(0o755)
 
 
