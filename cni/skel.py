@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import IO, Any, Protocol
 
 from cni import args as cni_args
-from cni import version
+from cni import logfile, version
 from cni.errors import CniError, Code
 
 log = logging.getLogger(__name__)
@@ -278,15 +278,15 @@ def run(
             answer = dispatch(plugin, args)
     except CniError as err:
         log.error("%s", err.msg)
-        _settle_log_file(err)
+        logfile.settle(err.code)
         _emit(out, err.to_wire(answer_version))
         return 1
     except Exception as exc:  # the one place stray exceptions become error 999
         log.exception("internal error")
-        _settle_log_file(None)
+        logfile.settle(None)
         _emit(out, internal_error(exc).to_wire(answer_version))
         return 1
-    _settle_log_file(None)
+    logfile.settle(None)
     if answer is not None:
         _emit(out, answer)
     return 0
@@ -386,77 +386,9 @@ def configure_logging(
         root.addHandler(stderr)
     log_file = conf.get("logFile")
     if isinstance(log_file, str) and log_file.startswith("/") and "\0" not in log_file:
-        handler = _DeferredFileHandler(log_file)
+        handler = logfile.DeferredFileHandler(log_file)
         handler.setFormatter(fmt)
         root.addHandler(handler)
 
 
-# Codes of a request refused for what it is (version, environment, JSON, config): such a
-# request's logFile is not to be trusted, so it is never created for it.
-_REFUSALS = frozenset({Code.INCOMPATIBLE_VERSION, Code.INVALID_ENVIRONMENT, Code.DECODING_FAILURE,
-                       Code.INVALID_NETWORK_CONFIG})
-
-
-class _DeferredFileHandler(logging.Handler):
-    """The config's `logFile`, opened only once the config is accepted: records wait in
-    memory until `accept_log_file()` (a plugin's config loaded) or the end of a call
-    that was not refused; a refused call drops them and never creates the file."""
-
-    MAX_PENDING = 1000
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = path
-        self._pending: list[logging.LogRecord] = []
-        self._file: logging.FileHandler | None = None
-        self._dropped = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self._file is not None:
-            self._file.handle(record)
-        elif not self._dropped and len(self._pending) < self.MAX_PENDING:
-            self._pending.append(record)
-
-    def setFormatter(self, fmt: logging.Formatter | None) -> None:  # noqa: N802 - logging's name
-        super().setFormatter(fmt)
-        if self._file is not None:
-            self._file.setFormatter(fmt)
-
-    def accept(self) -> None:
-        if self._file is not None or self._dropped:
-            return
-        try:
-            self._file = logging.FileHandler(self.path, encoding="utf-8", errors="backslashreplace")
-        except OSError as exc:
-            self._dropped = True
-            log.warning("cannot open logFile %r: %s", self.path, exc)
-            return
-        self._file.setFormatter(self.formatter)
-        pending, self._pending = self._pending, []
-        for record in pending:
-            self._file.handle(record)
-
-    def drop(self) -> None:
-        self._dropped = True
-        self._pending = []
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        super().close()
-
-
-def accept_log_file() -> None:
-    """The config was accepted: its `logFile` may be created now (see _DeferredFileHandler)."""
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, _DeferredFileHandler):
-            handler.accept()
-
-
-def _settle_log_file(err: CniError | None) -> None:
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, _DeferredFileHandler):
-            if err is not None and err.code in _REFUSALS:
-                handler.drop()
-            else:
-                handler.accept()
+accept_log_file = logfile.accept  # the config passed: its logFile may be created now
