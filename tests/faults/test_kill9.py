@@ -130,12 +130,22 @@ def run_trial(
             daemon.autostart = True
             daemon.start(scene.kubeconfig)
         else:
-            starter = threading.Thread(target=daemon.start, args=(scene.kubeconfig,))
+            errors: list[BaseException] = []
+
+            def start() -> None:
+                try:
+                    daemon.start(scene.kubeconfig)
+                except BaseException as exc:  # raised again below, in the test's thread
+                    errors.append(exc)
+
+            starter = threading.Thread(target=start)
             daemon.autostart = False
             starter.start()
             failed += retried(lambda: delete(pod.netns)).rc != 0
             starter.join()
             daemon.autostart = True
+            if errors:
+                raise errors[0]
     else:
         if verb == "ADD":
             answer = add(kill_env)
