@@ -55,7 +55,19 @@ def conf(scene: MetaScene, **keys: Any) -> dict[str, Any]:
     return scene.conf(ipamRoots=[str(scene.data_dir)], **keys)
 
 
+def require_namespaces(*paths: str) -> None:
+    """Fail with the real cause when a namespace file stopped being a namespace: another
+    process on the machine unmounted it (a recursive or lazy unmount of a shared bind
+    of /run/netns propagates), which is not something netplex leaked or did."""
+    nsfs = os.stat("/proc/self/ns/net").st_dev
+    broken = [path for path in paths if os.path.exists(path) and os.stat(path).st_dev != nsfs]
+    if broken:
+        pytest.fail(f"namespaces {broken} were unmounted from outside this test (not a netplex leak)")
+
+
 def leaks(scene: MetaScene, pod: ScenePod) -> collections.Counter[str]:
+    node = scene.node_ns if scene.node_ns.startswith("/") else f"/run/netns/{scene.node_ns}"
+    require_namespaces(pod.netns, node)
     found: collections.Counter[str] = collections.Counter()
     found["pod links"] = len(pod.links()) if os.path.exists(pod.netns) else 0
     found["node veths"] = len(scene.node_veths())
