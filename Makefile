@@ -3,7 +3,7 @@
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-vm lint bench clean
+.PHONY: demo test test-vm lint bench fuzz faults clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
@@ -20,6 +20,12 @@ lint: $(STAMP)
 
 test-vm: $(STAMP)
 	bash scripts/test.sh $(VENV) vm
+
+fuzz: $(STAMP)
+	bash scripts/test.sh $(VENV) fuzz
+
+faults: $(STAMP)
+	bash scripts/test.sh $(VENV) faults
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import IO, Any, Protocol
 
 from cni import args as cni_args
-from cni import version
+from cni import logfile, version
 from cni.errors import CniError, Code
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,8 @@ MAX_ERROR_MESSAGE_LENGTH = 500
 # rule holds for network names (section 1). Matched with fullmatch: '$' would accept "\n".
 _ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
 _IFNAME_FORBIDDEN = re.compile(r"[/:\s\x00]")
+# Bytes lib/ctype.c classes as space: '\t'..'\r', ' ' and 0xA0 (Latin-1 no-break space).
+_KERNEL_SPACE_BYTES = frozenset(b"\t\n\v\f\r \xa0")
 
 # Which commands need which variable (libcni's skel, CNI spec "Parameters").
 _REQUIRED: dict[str, tuple[str, ...]] = {
@@ -110,14 +112,30 @@ def validate_container_id(container_id: str) -> None:
 
 
 def validate_ifname(ifname: str, *, variable: str = "CNI_IFNAME") -> None:
-    """Linux's interface-name rule as the spec states it: not empty, not '.' or '..', under
-    16 bytes, no '/', ':' or whitespace (error 4 naming `variable`)."""
+    """Linux's interface-name rule (the kernel's dev_valid_name), checked on the UTF-8
+    bytes the kernel will see: not empty, not '.' or '..', at most 15 bytes (IFNAMSIZ - 1),
+    no '/', ':', NUL or byte the kernel's isspace() takes for a space (which includes 0xA0,
+    so some UTF-8 letters are refused too). Non-ASCII is allowed as UTF-8; a surrogate (a
+    lone U+D800..U+DFFF, or U+DC80..U+DCFF from undecodable bytes) has no UTF-8 form and is
+    refused, as are other control characters. Error 4 naming `variable`."""
     if not ifname:
         raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} is required")
-    if len(ifname.encode(errors="surrogateescape")) > MAX_IFNAME_LENGTH:
-        raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} {ifname!r} is longer than 15 bytes")
-    if ifname in {".", ".."} or _IFNAME_FORBIDDEN.search(ifname):
-        raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} {ifname!r} is not a valid interface name")
+    shown = ascii(ifname[:40])
+    try:
+        encoded = ifname.encode("utf-8")
+    except UnicodeEncodeError as exc:  # surrogates: no kernel name can hold them
+        raise CniError(
+            Code.INVALID_ENVIRONMENT, f"{variable} {shown} is not a valid interface name: not valid UTF-8"
+        ) from exc
+    if len(encoded) > MAX_IFNAME_LENGTH:
+        raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} {shown} is longer than 15 bytes")
+    if (
+        ifname in {".", ".."}
+        or _IFNAME_FORBIDDEN.search(ifname)
+        or any(byte in _KERNEL_SPACE_BYTES for byte in encoded)
+        or any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in ifname)
+    ):
+        raise CniError(Code.INVALID_ENVIRONMENT, f"{variable} {shown} is not a valid interface name")
 
 
 def validate_network_name(name: object) -> None:
@@ -260,12 +278,15 @@ def run(
             answer = dispatch(plugin, args)
     except CniError as err:
         log.error("%s", err.msg)
+        logfile.settle(err.code)
         _emit(out, err.to_wire(answer_version))
         return 1
     except Exception as exc:  # the one place stray exceptions become error 999
         log.exception("internal error")
+        logfile.settle(None)
         _emit(out, internal_error(exc).to_wire(answer_version))
         return 1
+    logfile.settle(None)
     if answer is not None:
         _emit(out, answer)
     return 0
@@ -364,14 +385,17 @@ def configure_logging(
         stderr.setFormatter(fmt)
         root.addHandler(stderr)
     log_file = conf.get("logFile")
-    if isinstance(log_file, str) and log_file.startswith("/"):
-        try:
-            from cni import logrotate  # Multus's logOptions rotation; gzip only when a file is set
+    if isinstance(log_file, str) and log_file.startswith("/") and "\0" not in log_file:
+        options = conf.get("logOptions")
 
-            handler = logrotate.file_handler(log_file, conf.get("logOptions"))
-        except OSError as exc:
-            log.warning("cannot open logFile %r: %s", log_file, exc)
-        else:
-            handler.setFormatter(fmt)
-            root.addHandler(handler)
+        def opener() -> logging.Handler:
+            from cni import logrotate  # Multus's logOptions rotation; imported only for a logFile
 
+            return logrotate.file_handler(log_file, options)
+
+        handler = logfile.DeferredFileHandler(log_file, opener)
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+accept_log_file = logfile.accept  # the config passed: its logFile may be created now

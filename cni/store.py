@@ -38,6 +38,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from cni import faultpoint
+
 TMP_PREFIX = ".tmp-"
 TMP_SUFFIX = ".part"
 
@@ -65,6 +67,7 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o600, sync: Sync = Sync
             if sync is not Sync.NONE:
                 os.fsync(handle.fileno())
         os.chmod(tmp, mode)
+        faultpoint.reached("store.before-rename")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

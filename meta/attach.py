@@ -9,7 +9,9 @@ import logging
 import time
 from typing import Any
 
-from cni import chain, invoke, skel, version
+from pydantic import ValidationError
+
+from cni import chain, faultpoint, invoke, skel, version
 from cni.config import Conflist
 from cni.errors import CniError, Code, MultiError
 from cni.invoke import Builtins
@@ -47,11 +49,14 @@ def _add_each(
 ) -> list[Result]:
     results: list[Result] = []
     for index, attachment in enumerate(entry.attachments):
+        ran = False  # a failure before the delegate ran leaves nothing to undo: never added
         try:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise CniError(Code.TRY_AGAIN_LATER, "the ADD deadline (addTimeout) passed before this network")
             network = Conflist.model_validate(attachment.conflist)
+            faultpoint.reached("attach.before-delegate")
+            ran = True
             # Ambient too: a built-in runs under it in a worker thread, and the IPAM it
             # execs gets only what is left (cni.invoke).
             with invoke.deadline_scope(time.monotonic() + min(delegate_timeout, remaining)):
@@ -65,8 +70,12 @@ def _add_each(
             attachment.state = "added"
             attachment.result = result.to_wire(network.version)
             cache.write(cni_dir, entry)
+            faultpoint.reached("attach.after-delegate")
         except Exception as exc:  # not only CniError: whatever fails, nothing stays attached
-            _rollback(entry, args, upto=index, cni_dir=cni_dir, builtins=builtins, timeout=delegate_timeout)
+            if ran and attachment.state == "pending":
+                attachment.state = "failed"  # its ADD answered: a failing DEL must not block later ones
+            upto = index if ran else index - 1
+            _rollback(entry, args, upto=upto, cni_dir=cni_dir, builtins=builtins, timeout=delegate_timeout)
             if isinstance(exc, CniError):
                 raise exc.prefixed(f"{entry.pod}:{attachment.network} ({attachment.ifname})") from exc
             raise
@@ -101,8 +110,14 @@ def _delete_each(
     remaining: list[cache.CachedAttachment] = []
     for attachment in reversed(entry.attachments):
         try:
+            faultpoint.reached("attach.before-delete")
             _delete_one(attachment, args, builtins=builtins, timeout=timeout)
         except CniError as err:
+            if attachment.state == "failed":
+                # Its ADD failed and answered with an error (the delegate undid what it could):
+                # it was never added, so its DEL must not block the sandbox's removal.
+                log.warning("DEL of %s:%s: dropped, its ADD had failed: %s", entry.pod, attachment.network, err.msg)
+                continue
             if attachment.state == "pending" and _refuses_config(err):
                 # Never added, and its delegates refuse the config itself (bad JSON or keys,
                 # no such plugin): no DEL can ever succeed, and keeping it would fail every
@@ -161,7 +176,11 @@ def gc_delegates(
             valid[name].append({"containerID": entry.container_id, "ifname": attachment.ifname})
     errors: list[CniError] = []
     for name, conflist in networks.items():
-        network = Conflist.model_validate(conflist)
+        try:
+            network = Conflist.model_validate(conflist)
+        except ValidationError as exc:  # a cache written by another version: never block GC on it
+            log.warning("GC of network %r skipped: its recorded config is not valid: %s", name, exc)
+            continue
         if not version.at_least(network.version, "1.1.0"):
             continue  # GC exists from CNI 1.1 on; older delegates would refuse it
         try:

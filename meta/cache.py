@@ -23,7 +23,9 @@ from cni.errors import CniError, Code
 from meta import cachepath
 
 CACHE_FORMAT = 1
-State = Literal["pending", "added"]
+# pending: recorded, its delegate may have run (a crash); added: its result is recorded;
+# failed: its ADD answered an error (only in memory, during the ADD's rollback).
+State = Literal["pending", "added", "failed"]
 
 
 class CachedAttachment(BaseModel):
@@ -76,6 +78,8 @@ def other_ifnames(cni_dir: str, container_id: str, ifname: str) -> list[str]:
         names = os.listdir(directory)
     except FileNotFoundError:
         return []
+    except OSError as exc:  # cniDir is a file (/dev/null), unreadable, ...
+        raise CniError(Code.IO_FAILURE, f"cannot read the cache dir in cniDir {cni_dir!r}: {exc.strerror}") from exc
     found = []
     for name in names:
         stem = name.removesuffix(".json")
@@ -134,6 +138,8 @@ def list_entries(cni_dir: str) -> list[CacheEntry]:
         names = sorted(os.listdir(directory))
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise CniError(Code.IO_FAILURE, f"cannot read the cache dir in cniDir {cni_dir!r}: {exc.strerror}") from exc
     entries = []
     for name in names:
         if not name.endswith(".json") or name.startswith("."):
@@ -144,3 +150,12 @@ def list_entries(cni_dir: str) -> list[CacheEntry]:
         except (OSError, ValueError, ValidationError):
             continue
     return entries
+
+
+def network_names(cni_dir: str) -> set[str]:
+    """The delegate network names (IPAM dirs are named after them) the cache still records."""
+    return {
+        str(attachment.conflist.get("name", ""))
+        for entry in list_entries(cni_dir)
+        for attachment in entry.attachments
+    }

@@ -21,9 +21,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BeforeValidator, Field, StrictBool, StrictFloat, model_validator
 
 from cni import config as cni_config
+from cni import skel
 from cni.config import Conflist, NetConf
 from cni.errors import CniError, Code
-from meta import cachepath, model, multuskeys, netconfs
+from meta import cachepath, model, multuskeys, netconfs, pathrules
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ _KNOWN_KEYS = frozenset(
         "daemonSocket", "builtinDelegates", "addTimeout", "delegateTimeout", "localNetworks", "resultIPs",
         "podResourcesSocket", "deviceInfoDir",
         "multusCacheDir", "auxiliaryCNIChainName",
+        "ipamRoots",
     }
 )
 
@@ -108,6 +110,7 @@ class MetaConf(NetConf):
     multus_cache_dir: str = Field(DEFAULT_MULTUS_CACHE_DIR, alias="multusCacheDir")
     # A conflist in confDir run after the cluster network on its interface (meta/auxchain.py).
     auxiliary_cni_chain_name: str = Field("", alias="auxiliaryCNIChainName")
+    ipam_roots: tuple[str, ...] = Field((), alias="ipamRoots")  # where IPAM dataDirs may live (meta/pathrules.py)
 
     @model_validator(mode="before")
     @classmethod
@@ -149,6 +152,7 @@ def load_meta_conf(raw: bytes | str | Mapping[str, Any], *, check_schema: bool =
         doc = multuskeys.plugin_aliases(doc)  # Multus's thick-mode keys: aliases, or refused
     except multuskeys.RefusedKey as exc:
         raise CniError(Code.INVALID_NETWORK_CONFIG, str(exc)) from exc
+    pathrules.check_config_paths(doc)  # error 7 naming the key: no relative or empty cniDir
     if check_schema:
         problems = schema_errors(doc)
         if problems:
@@ -156,6 +160,7 @@ def load_meta_conf(raw: bytes | str | Mapping[str, Any], *, check_schema: bool =
     conf = cni_config.load_conf(MetaConf, doc)
     conf.version  # noqa: B018 - raises error 1 for a version we do not speak
     _check(conf)
+    skel.accept_log_file()  # the config passed: its logFile may be created now
     for key in sorted(set(doc) - _KNOWN_KEYS):
         log.warning("netplex config: unknown key %r ignored", key)
     return conf

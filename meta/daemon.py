@@ -47,7 +47,18 @@ from typing import TYPE_CHECKING, Any
 
 from cni import invoke, skel, store, version
 from cni.errors import CniError, Code
-from meta import config, daemon_config, daemon_lock, daemon_server, daemon_source, events, metrics, plugin, shim
+from meta import (
+    config,
+    daemon_config,
+    daemon_lock,
+    daemon_server,
+    daemon_source,
+    events,
+    metrics,
+    plugin,
+    shim,
+    sweep,
+)
 from meta.daemon_config import DaemonConfig, DaemonConfigError
 from meta.hotplug import reconciler as hotplug_reconciler
 from meta.node import hostpath
@@ -312,6 +323,7 @@ def start(conf: DaemonConfig, *, watch_timeout: int = 300) -> Running:
         raise
     # The shim's DEL fallback reads the daemon's config from here; it stays after exit.
     store.atomic_write(shim.snapshot_path(conf.socket_path), json.dumps(dict(conf.meta)).encode(), mode=0o600)
+    sweep.sweep_cni_dir(str(conf.meta.get("cniDir") or config.DEFAULT_CNI_DIR))  # what a killed daemon left
     for name, size in _cache_sizes(sources).items():
         meters.watch_cache_size(name, size)
     meters.time_delegates()
@@ -439,6 +451,7 @@ def _pod_of(env: Mapping[str, str]) -> str:
 
 def _configure_logging(meta: Mapping[str, Any]) -> None:
     skel.configure_logging(meta, default_level="info", log_format=LOG_FORMAT)
+    skel.accept_log_file()  # the daemon's own config was checked at load
 
 
 if __name__ == "__main__":  # `python -m meta.daemon --config FILE`, until the CLI wires `netplex daemon`

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from cni.errors import CniError
 from meta import config as meta_config
-from meta import multuskeys, shim
+from meta import multuskeys, pathrules, shim
 
 DEFAULT_SOCKET = "/run/netplex/netplex.sock"
 DEFAULT_CONCURRENCY = 8
@@ -119,6 +119,10 @@ def parse(doc: Mapping[str, Any], *, environ: Mapping[str, str], where: str = "c
     if not isinstance(hotplug, bool):
         raise DaemonConfigError(f"{where}: hotplug: want true or false")
     meta = {key: value for key, value in doc.items() if key not in shim.DAEMON_ONLY_KEYS and key not in node_view}
+    try:
+        pathrules.check_config_paths(meta)
+    except CniError as err:
+        raise DaemonConfigError(f"{where}: {err.msg}") from err
     meta.pop("daemonSocket", None)
     meta.pop("hotplug", None)
     config = DaemonConfig(

@@ -23,6 +23,8 @@ import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 
+from cni import jsonlimits, version
+from cni.errors import CniError, Code
 from meta import fastshim, rawproto, shim
 
 log = logging.getLogger(__name__)
@@ -161,14 +163,17 @@ class Handler(BaseHTTPRequestHandler):
             self._send(400, {"reason": f"want a JSON body of 1 to {MAX_BODY_BYTES} bytes"})
             return None
         try:
-            doc = json.loads(self.rfile.read(length))
-        except ValueError:
-            self._send(400, {"reason": "the body is not JSON"})
-            return None
-        if not isinstance(doc, dict) or not isinstance(doc.get("env"), dict) or not isinstance(doc.get("config"), dict):
-            self._send(400, {"reason": 'want {"env": {...}, "config": {...}}'})
+            doc = parse_request(self.rfile.read(length))
+        except CniError as err:
+            self._refuse(err)
             return None
         return doc
+
+    def _refuse(self, err: CniError) -> None:
+        """A body that cannot be a request: answered as the CNI error the plugin would
+        print (6), so the shim reports it and the runtime does not retry as for 11."""
+        log.warning("netplex daemon: refused a request: %s", err.msg)
+        self._send(200, {"exitCode": 1, "output": err.to_wire(version.CURRENT_VERSION)})
 
     def _peer_allowed(self) -> bool:
         try:
@@ -189,6 +194,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def parse_request(body: bytes) -> dict[str, Any]:
+    """A POST /cni body as the request document; error 6 for anything else. Size and
+    nesting are bounded before parsing: a deep body gets an answer, not a RecursionError."""
+    doc = jsonlimits.loads(body, max_bytes=MAX_BODY_BYTES, what="the request body")
+    if not isinstance(doc, dict) or not isinstance(doc.get("env"), dict) or not isinstance(doc.get("config"), dict):
+        raise CniError(Code.DECODING_FAILURE, 'the request body: want {"env": {...}, "config": {...}}')
+    return doc
 
 
 def _clear_stale(socket_path: str) -> None:

@@ -98,7 +98,7 @@ def nothing_recorded(raw: bytes) -> bool:
         cni_dir = conf.get("cniDir", cachepath.DEFAULT_CNI_DIR)
         if not isinstance(cni_dir, str) or not cni_dir.startswith("/"):
             return False
-        if os.path.exists(cachepath.path_for(cni_dir, args.container_id, args.ifname)):
+        if not cachepath.surely_absent(cni_dir, args.container_id, args.ifname):
             return False
         # A sandbox Multus attached before the switch: its record is <multusCacheDir>/<ID>.
         multus_dir = conf.get("multusCacheDir", cachepath.DEFAULT_MULTUS_CACHE_DIR)

@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cni import skel
+from cni import faultpoint, skel
 from cni.args import format_cni_args
 from cni.config import Conflist
 from cni.errors import CniError, Code, MultiError
 from cni.invoke import Builtins
 from cni.result import Result
 from delegates.netlink import scope
-from meta import attach, cache, config, defaultroute, resolve, status
+from meta import attach, cache, config, defaultroute, pathrules, resolve, status, sweep
 from meta.model import Attachment
 from meta.source import Forbidden, NetworkAttachment, NotFound, Pod, Source, SourceError, Unavailable
 
@@ -147,6 +147,7 @@ def _add(conf: config.MetaConf, args: skel.CmdArgs, *, source: Source, events: E
         plan = [attachment for attachment in plan if attachment.is_cluster_network]
     _refuse_taken_ifnames(plan, args.netns)
     plan = _with_devices(conf, pod, plan, args, deadline=started + conf.add_timeout)
+    pathrules.check_plan(conf.ipam_roots, plan)  # ipam.dataDir under ipamRoots, when set
     entry = cache.CacheEntry(
         container_id=args.container_id, ifname=args.ifname, netns=args.netns,
         pod_namespace=pod.namespace, pod_name=pod.name, pod_uid=pod.uid, cni_version=conf.version,
@@ -154,6 +155,7 @@ def _add(conf: config.MetaConf, args: skel.CmdArgs, *, source: Source, events: E
         interface_group=scope.new_group(),  # one per invocation, never per network (i12)
     )
     cache.write(conf.cni_dir, entry)  # the intent, before any delegate runs
+    faultpoint.reached("plugin.after-cache-write")
     delegate_call = args.replace(path=_cni_path(conf, args))
     try:
         results = attach.add_all(
@@ -256,6 +258,7 @@ def gc(conf: config.MetaConf, args: skel.CmdArgs) -> None:
     errors.extend(
         attach.gc_delegates(kept, call, builtins=builtins, timeout=conf.delegate_timeout, stale=stale_entries)
     )
+    sweep.sweep_cni_dir(conf.cni_dir, ipam_roots=conf.ipam_roots, live_networks=cache.network_names(conf.cni_dir))
     if errors:
         raise errors[0] if len(errors) == 1 else MultiError(errors)
 

@@ -19,6 +19,16 @@ pytest_lanes() {
     "$bin/python" -m pytest -p no:cacheprovider tests --ignore=tests/vm
 }
 
+fuzz_lane() {  # the long profile: >= 100k examples per parser, counts printed at the end
+    echo "== fuzz (long profile)"
+    NETPLEX_FUZZ_PROFILE=long "$bin/python" -m pytest -p no:cacheprovider -q tests/fuzz
+}
+
+faults_lane() {  # 1000 kill -9 trials per mode, leak table printed at the end (root)
+    echo "== faults (1000 trials per mode)"
+    NETPLEX_FAULT_TRIALS=${NETPLEX_FAULT_TRIALS:-1000} "$bin/python" -m pytest -p no:cacheprovider -q tests/faults
+}
+
 vm_lane() {
     echo "== vm lane (real kernel under QEMU)"
     "$bin/python" -m tools.vm.run -- "$PWD/$bin/python" -m pytest -p no:cacheprovider -p no:hypothesispytest -q tests/vm
@@ -28,6 +38,8 @@ case "$what" in
     lint) lint ;;
     vm) vm_lane ;;
     pytest) pytest_lanes ;;
+    fuzz) fuzz_lane ;;
+    faults) faults_lane ;;
     all) lint; pytest_lanes; vm_lane ;;
-    *) echo "usage: test.sh VENV [all|lint|pytest|vm]" >&2; exit 2 ;;
+    *) echo "usage: test.sh VENV [all|lint|pytest|vm|fuzz|faults]" >&2; exit 2 ;;
 esac

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cni import faultpoint
 from cni.errors import CniError, Code, MultiError
 from cni.result import DNS, Interface, Result
 from cni.skel import CmdArgs, Plugin, run
@@ -67,6 +68,7 @@ def cmd_add(args: CmdArgs) -> Result:
         if conf.is_layer3:
             allocated = ipam.add(conf, args)
             undo.callback(ipam.delete, conf, args)
+            faultpoint.reached("bridge.after-ipam")
             planned = gateway.plan(allocated, conf, interfaces)
             if not planned.result.ips:
                 raise CniError(Code.INVALID_NETWORK_CONFIG, "ipam: the IPAM plugin returned no IP address")
@@ -109,6 +111,7 @@ def cmd_del(args: CmdArgs) -> None:
     attempt(f"host veth {host_name!r}", lambda: links.delete_if_exists(None, host_name))
     if args.netns:
         attempt(f"interface {args.ifname!r}", lambda: links.delete_if_exists(args.netns, args.ifname))
+    faultpoint.reached("bridge.del-after-links")
     if conf.is_layer3:
         attempt("ipam", lambda: ipam.delete(conf, args))  # even when the namespace is gone
     if conf.ip_masq or conf.macspoofchk:

@@ -55,6 +55,7 @@ def cmd_del(args: skel.CmdArgs) -> None:
         return
     with _store_errors(store), store.locked():
         released = store.release(args.container_id, args.ifname)
+        store.remove_stale_temporaries()  # under the lock no temp file is live: a crash's leftovers
     if released:
         log.info("host-local: released %s of %s (%s)", ", ".join(map(str, released)), args.container_id, args.ifname)
 

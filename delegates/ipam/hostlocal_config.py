@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import posixpath
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,7 +98,9 @@ def data_dir_of(ipam: Mapping[str, Any]) -> str:
     data_dir = _optional_str(ipam, "dataDir") or DEFAULT_DATA_DIR
     if not data_dir.startswith("/"):
         raise CniError(Code.INVALID_NETWORK_CONFIG, f"ipam.dataDir: {data_dir!r} is not an absolute path")
-    return data_dir
+    if "\0" in data_dir:
+        raise CniError(Code.INVALID_NETWORK_CONFIG, "ipam.dataDir: holds a NUL character")
+    return posixpath.normpath(data_dir)  # "/a/../b" is "/b": ipamRoots are checked on this form
 
 
 def parse_routes(raw: Any, *, where: str) -> tuple[Route, ...]:

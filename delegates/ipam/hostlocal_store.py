@@ -28,6 +28,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 
+from cni import faultpoint
 from cni import store as files
 from cni.result import IPAddress
 
@@ -99,6 +100,7 @@ class Store:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.chmod(tmp, 0o644)
+            faultpoint.reached("hostlocal.before-link")
             try:
                 os.link(tmp, self._path(ip))
             except FileExistsError:
@@ -141,11 +143,13 @@ class Store:
             os.unlink(self._path(ip))
 
     def remove_stale_temporaries(self) -> int:
-        """Delete half-written reservation files a crash left behind (lock held: none is live)."""
+        """Delete the temp files a crash left behind: half-written reservations
+        (`.tmp-reserve-*`) and last-reserved hints (`.tmp-*.part`). The caller holds the
+        lock, and every write here happens under it, so none is live."""
         removed = 0
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(self.directory):
-                if name.startswith(_TMP_PREFIX) and files.remove(os.path.join(self.directory, name)):
+                if name.startswith(files.TMP_PREFIX) and files.remove(os.path.join(self.directory, name)):
                     removed += 1
         return removed
 
