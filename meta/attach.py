@@ -200,6 +200,11 @@ def builtins_for(
     network runs the binary the node installed under that type, when there is one."""
     if builtins is None or not attachment.prefer_binaries:
         return builtins
+    return preferring_binaries(builtins, path)
+
+
+def preferring_binaries(builtins: Builtins, path: tuple[str, ...]) -> Builtins:
+    """`builtins`, except that a type the node installed a binary for in `path` runs it."""
 
     def lookup(plugin_type: str) -> skel.Plugin | None:
         try:

@@ -36,6 +36,7 @@ from kubernetes import watch as kube_watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from meta.kubelight import object_annotations, object_metadata
 from meta.model import NETWORK_STATUS_ANNOTATION
 from meta.source import (
     Forbidden,
@@ -471,30 +472,30 @@ def _describe(exc: BaseException) -> str:
 
 
 def _pod(doc: Any, what: str) -> Pod:
-    metadata = _metadata(doc, what)
+    metadata = object_metadata(doc, what)
     return Pod(
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
         uid=str(metadata.get("uid", "")),
-        annotations=_annotations(metadata, what),
+        annotations=object_annotations(metadata, what),
         labels=_labels(metadata),
         named_ports=_named_ports(doc),
     )
 
 
 def _namespace(doc: Any, what: str) -> Namespace:
-    metadata = _metadata(doc, what)
+    metadata = object_metadata(doc, what)
     return Namespace(name=str(metadata.get("name", "")), labels=_labels(metadata))
 
 
 def _policy(doc: Any, what: str) -> PolicyObject:
-    metadata = _metadata(doc, what)
+    metadata = object_metadata(doc, what)
     spec = doc.get("spec") or {}
     if not isinstance(spec, dict):
         raise SourceError(what, "spec is not an object")
     return PolicyObject(
         namespace=str(metadata.get("namespace", "")), name=str(metadata.get("name", "")),
-        annotations=_annotations(metadata, what), spec=spec,
+        annotations=object_annotations(metadata, what), spec=spec,
     )
 
 
@@ -517,7 +518,7 @@ def _named_ports(doc: Any) -> dict[str, tuple[str, int]]:
 
 
 def _attachment(doc: Any, what: str) -> NetworkAttachment:
-    metadata = _metadata(doc, what)
+    metadata = object_metadata(doc, what)
     spec = doc.get("spec") or {}
     conf = spec.get("config", "") if isinstance(spec, dict) else None
     if not isinstance(conf, str):
@@ -526,22 +527,9 @@ def _attachment(doc: Any, what: str) -> NetworkAttachment:
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
         config=conf,
-        annotations=_annotations(metadata, what),
+        annotations=object_annotations(metadata, what),
     )
 
-
-def _metadata(doc: Any, what: str) -> dict[str, Any]:
-    metadata = doc.get("metadata") if isinstance(doc, dict) else None
-    if not isinstance(metadata, dict):
-        raise SourceError(what, "the API server's object has no metadata")
-    return metadata
-
-
-def _annotations(metadata: dict[str, Any], what: str) -> dict[str, str]:
-    annotations = metadata.get("annotations") or {}
-    if not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values()):
-        raise SourceError(what, "metadata.annotations is not a map of strings")
-    return dict(annotations)
 
 
 def _items(doc: Any, what: str) -> list[Any]:

@@ -67,23 +67,23 @@ class LightKube:
     def get_pod(self, namespace: str, name: str) -> Pod:
         what = f'pod "{namespace}/{name}"'
         doc = self._request("GET", POD_PATH.format(namespace=_q(namespace), name=_q(name)), what)
-        metadata = _metadata(doc, what)
+        metadata = object_metadata(doc, what)
         return Pod(
             namespace=str(metadata.get("namespace", "")), name=str(metadata.get("name", "")),
-            uid=str(metadata.get("uid", "")), annotations=_annotations(metadata, what),
+            uid=str(metadata.get("uid", "")), annotations=object_annotations(metadata, what),
         )
 
     def get_attachment(self, namespace: str, name: str) -> NetworkAttachment:
         what = f'NetworkAttachmentDefinition "{namespace}/{name}"'
         doc = self._request("GET", NAD_PATH.format(namespace=_q(namespace), name=_q(name)), what)
-        metadata = _metadata(doc, what)
+        metadata = object_metadata(doc, what)
         spec = doc.get("spec") or {}
         conf = spec.get("config", "") if isinstance(spec, dict) else None
         if not isinstance(conf, str):
             raise SourceError(what, "spec.config is not a string")
         return NetworkAttachment(
             namespace=str(metadata.get("namespace", "")), name=str(metadata.get("name", "")), config=conf,
-            annotations=_annotations(metadata, what),
+            annotations=object_annotations(metadata, what),
         )
 
     def set_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
@@ -288,14 +288,14 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _metadata(doc: Any, what: str) -> dict[str, Any]:
+def object_metadata(doc: Any, what: str) -> dict[str, Any]:
     metadata = doc.get("metadata") if isinstance(doc, dict) else None
     if not isinstance(metadata, dict):
         raise SourceError(what, "the API server's object has no metadata")
     return metadata
 
 
-def _annotations(metadata: dict[str, Any], what: str) -> dict[str, str]:
+def object_annotations(metadata: dict[str, Any], what: str) -> dict[str, str]:
     annotations = metadata.get("annotations") or {}
     if not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values()):
         raise SourceError(what, "metadata.annotations is not a map of strings")

@@ -16,11 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from cni import chain, invoke, skel
+from cni import chain, skel
 from cni.config import Conflist
 from cni.errors import CniError
 from cni.invoke import Builtins
-from meta import config, netconfs
+from meta import attach, config, netconfs
 from meta.source import Source, SourceError
 
 log = logging.getLogger(__name__)
@@ -48,19 +48,8 @@ def forward(
 
 
 def _prefer_binaries(builtins: Builtins | None, path: tuple[str, ...]) -> Builtins | None:
-    """The node's own cluster network runs the binary it installed, as on ADD
-    (meta.attach.builtins_for); a built-in answers only when there is none."""
-    if builtins is None:
-        return None
-
-    def lookup(plugin_type: str) -> skel.Plugin | None:
-        try:
-            invoke.find_plugin(plugin_type, path)
-        except CniError:
-            return builtins(plugin_type)
-        return None
-
-    return lookup
+    """The node's own cluster network runs the binary it installed, as on ADD."""
+    return None if builtins is None else attach.preferring_binaries(builtins, path)
 
 
 def cluster_network(conf: config.MetaConf, source_factory: Callable[[], Source] | None) -> Conflist | None:
