@@ -60,6 +60,17 @@ def deadline_scope(deadline: float | None) -> Iterator[None]:
         _deadline.reset(token)
 
 
+@contextlib.contextmanager
+def own_deadline() -> Iterator[None]:
+    """Drop the ambient deadline for this context: a rollback or DEL that runs after an
+    ADD ran out of time must still get its own time (each step keeps its timeout)."""
+    token = _deadline.set(None)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
 def remaining(timeout: float | None = None) -> float | None:
     """Seconds left: the lesser of `timeout` and the ambient deadline (None: unbounded)."""
     deadline = _deadline.get()

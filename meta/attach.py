@@ -93,7 +93,7 @@ def delete_all(
 ) -> None:
     """DEL every attachment in reverse, trying each even after a failure. Attachments
     whose DEL succeeded leave the cache; the cache file goes when all have."""
-    with scope.invocation():
+    with invoke.own_deadline(), scope.invocation():  # never bounded by an ADD that ran out of time
         groupdel.delete_links(entry, args.netns)  # one RTM_DELLINK; the delegates' DELs stay the net
         _delete_each(entry, args, cni_dir=cni_dir, builtins=builtins, timeout=timeout)
 

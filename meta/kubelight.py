@@ -27,6 +27,7 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
+from cni import invoke
 from meta.model import NETWORK_STATUS_ANNOTATION
 from meta.source import Forbidden, NetworkAttachment, NotFound, Pod, SourceError, Unavailable, encode_network_status
 
@@ -126,8 +127,14 @@ class LightKube:
             headers["Authorization"] = f"Bearer {self._token}"
         if body is not None:
             headers["Content-Type"] = content_type
+        timeout = invoke.remaining(self._timeout)  # bounded by the request's deadline too
+        if timeout is not None and timeout <= 0:
+            raise Unavailable(what, "the request's deadline (addTimeout) passed before the API call")
         try:
             conn = self._connection()
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
             conn.request(method, self._prefix + path, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read()

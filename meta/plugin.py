@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cni import faultpoint, skel
+from cni import faultpoint, invoke, skel
 from cni.args import format_cni_args
 from cni.config import Conflist
 from cni.errors import CniError, Code, MultiError
@@ -117,7 +117,9 @@ def add(
 
         recorder = pod_events.EventRecorder(lambda: _event_sink(source))
     try:
-        return _add(conf, args, source=source, events=recorder)
+        # The ambient deadline bounds every step: delegates, the IPAM they exec, API calls.
+        with invoke.deadline_scope(time.monotonic() + conf.add_timeout):
+            return _add(conf, args, source=source, events=recorder)
     except CniError as err:
         if recorder is not None:
             from meta import events as pod_events

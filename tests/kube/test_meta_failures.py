@@ -4,6 +4,7 @@ nothing is left behind in the kernel, in host-local's files or in netplex's cach
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -76,4 +77,23 @@ def test_failed_network_status_patch_rolls_back(runner: Runner, scene: MetaScene
     answer = runner.add(scene.conf(), container_id=pod.container_id, netns=pod.netns, cni_args=pod.cni_args)
     assert answer.code == 11, answer
     assert "network-status" in answer.msg
+    assert scene.leftovers(pod) == []
+
+
+def test_a_stalled_api_server_is_error_11_within_the_add_deadline(runner: Runner, scene: MetaScene) -> None:
+    """Every API call is bounded by what is left of addTimeout, not only by its client
+    timeout: a network-status PATCH the server holds for a minute fails the ADD with 11,
+    rolled back, long before the server would answer."""
+    if runner.name != "thin":
+        pytest.skip("the daemon's own client has its watch caches and timeouts; thin mode's calls are the CNI path's")
+    scene.add_nad("default", "blue", scene.bridge("blue", "npbl0", "10.92.0.0/24"))
+    pod = scene.pod("web", annotations={NETWORKS: "blue"})
+    scene.api.delay_next(60.0, method="PATCH")
+    started = time.monotonic()
+    answer = runner.add(scene.conf(addTimeout=4.0), container_id=pod.container_id, netns=pod.netns,
+                        cni_args=pod.cni_args)
+    assert answer.code == 11, answer
+    assert "cannot write network-status" in answer.msg, answer.msg
+    assert time.monotonic() - started < 45.0  # the server would answer after 60 s
+    assert len(scene.api.requests_to("PATCH", f"/api/v1/namespaces/default/pods/{pod.name}/status")) <= 1
     assert scene.leftovers(pod) == []
