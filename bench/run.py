@@ -323,7 +323,7 @@ def _floor(bench: Bench, rounds: int) -> dict[str, Any]:
 
 
 def _latency(bench: Bench, rounds: int, *, daemon: bool) -> dict[str, Any]:
-    adds, dels, rss, api_reads, api_writes, cpu = [], [], [], [], [], []
+    adds, dels, rss, api_reads, api_writes, events, cpu = [], [], [], [], [], [], []
     for index in range(rounds + WARMUP):
         pod = bench.new_pod()
         if daemon:
@@ -343,10 +343,13 @@ def _latency(bench: Bench, rounds: int, *, daemon: bool) -> dict[str, Any]:
             dels.append(del_s)
             rss.append(add_rss)
             api_reads.append(sum(1 for r in requests if r.method == "GET"))
-            api_writes.append(sum(1 for r in requests if r.method != "GET"))
+            # Pod events (AddedInterface, posted off the ADD's path as Multus posts them) apart.
+            api_writes.append(sum(1 for r in requests if r.method != "GET" and not r.path.endswith("/events")))
+            events.append(sum(1 for r in requests if r.method == "POST" and r.path.endswith("/events")))
     return {
         "add": _stats(adds), "del": _stats(dels), "process_peak_rss_mib": max(rss) / 1024,
         "api_reads_per_add": statistics.mean(api_reads), "api_writes_per_add": statistics.mean(api_writes),
+        "events_per_add": statistics.mean(events),
         "daemon_cpu_ms_per_add": statistics.median(cpu[WARMUP:]) * 1000 if daemon else 0.0,
     }
 
@@ -478,6 +481,8 @@ def table(figures: dict[str, Any]) -> str:
         f"| API requests per ADD: reads + writes | {figures['thin']['api_reads_per_add']:.0f} + "
         f"{figures['thin']['api_writes_per_add']:.0f} | {figures['daemon']['api_reads_per_add']:.0f} + "
         f"{figures['daemon']['api_writes_per_add']:.0f} |",
+        f"| pod events posted per ADD (asynchronous, AddedInterface) | {figures['thin']['events_per_add']:.1f} | "
+        f"{figures['daemon']['events_per_add']:.1f} |",
         f"| peak RSS of the process the runtime execs (MiB) | {figures['thin']['process_peak_rss_mib']:.1f} | "
         f"{figures['daemon']['process_peak_rss_mib']:.1f} (shim) |",
         f"| daemon peak RSS after {THROUGHPUT_PODS} pods in flight (MiB) | - | {rss['peak']:.1f} |",
