@@ -222,3 +222,19 @@ def test_with_the_api_down_a_node_keeps_allocating_from_its_blocks(ipam_api: Ipa
     assert second != first and ipaddress.ip_network((first, 28), strict=False) == ipaddress.ip_network(
         (second, 28), strict=False
     )
+
+
+def test_a_half_written_record_a_killed_process_left_goes_at_the_next_add_or_del(ipam_api: IpamScene) -> None:
+    """Every write happens under the directory's lock, so a temp file found while holding
+    it is a killed writer's: the next ADD in that directory removes it, and so does any
+    DEL (which may be the last call a runtime makes after the crash)."""
+    conf = ipam_api.conf(nodeName="node-1")
+    cid = new_container()
+    ipam_api.add(conf, container_id=cid)
+    [pool_dir] = [path for path in ipam_api.data_dir.glob("node-1/*") if path.is_dir()]
+    (pool_dir / ".tmp-killed1").write_text("{")
+    ipam_api.add(conf, container_id=new_container())
+    assert not list(pool_dir.glob(".tmp-*"))
+    (pool_dir / ".tmp-killed2").write_text("{")
+    ipam_api.call("DEL", conf, container_id=new_container())  # a sandbox with no record here
+    assert not list(pool_dir.glob(".tmp-*"))

@@ -49,6 +49,7 @@ def allocate_all(conf: ClusterConfig, args: skel.CmdArgs, node: Node) -> list[IP
             pool = blocks.pool_name(conf.network_name, pool_range.subnet)
             recs = Records(conf.data_dir, node.name, pool)
             with recs.locked():
+                recs.remove_stale_temporaries()  # a killed writer's: under the lock none is live
                 record, new = _one(conf, args, node, pool_range=pool_range, pool=pool, recs=recs)
             if new:
                 made.append((recs, record))
@@ -168,6 +169,9 @@ def delete(conf: ClusterConfig, container_id: str, ifname: str, api: Client | No
     released: list[IPAddress] = []
     for node_dir, pool in pools_of(conf.data_dir):
         recs = Records(conf.data_dir, node_dir, pool)
+        if recs.has_temporaries():  # a process killed mid-write left one: every DEL may tidy it
+            with recs.locked():
+                recs.remove_stale_temporaries()
         if not any(r.attached(container_id, ifname) for r in recs.all()):
             continue
         with recs.locked():

@@ -130,6 +130,13 @@ class Records:
     def release(self, ip: IPAddress) -> bool:
         return files.remove(self._path(ip))
 
+    def has_temporaries(self) -> bool:
+        """Whether a half-written record lies here (cheap: one listdir, no lock)."""
+        try:
+            return any(name.startswith(_TMP_PREFIX) for name in os.listdir(self.directory))
+        except FileNotFoundError:
+            return False
+
     def remove_stale_temporaries(self) -> int:
         """Delete half-written records a killed process left (lock held: none is live)."""
         removed = 0
