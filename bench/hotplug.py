@@ -17,15 +17,14 @@ import argparse
 import datetime
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from bench import run
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,28 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if options.inside:
         return _inside(options.inside, Path(options.scratch), rounds=options.rounds)
-    return _outside(rounds=options.rounds)
-
-
-def _outside(*, rounds: int) -> int:
-    from delegates.netlink import netns
-
-    tag = uuid.uuid4().hex[:6]
-    node = f"npbench-node-{tag}"
-    scratch = Path(tempfile.mkdtemp(prefix="netplex-bench-hotplug-"))
-    netns.create(node)
-    try:
-        return subprocess.run(
-            ["ip", "netns", "exec", node, sys.executable, "-m", "bench.hotplug", "--inside", node,
-             "--scratch", str(scratch), "--rounds", str(rounds)],
-            cwd=REPO, check=False,
-        ).returncode
-    finally:
-        for name in os.listdir(netns.RUN_DIR):
-            if name.startswith(f"npbench-{tag}-"):
-                netns.remove(name)
-        netns.remove(node)
-        shutil.rmtree(scratch, ignore_errors=True)
+    return run.run_in_node("bench.hotplug", rounds=options.rounds)
 
 
 def _inside(node: str, scratch: Path, *, rounds: int) -> int:

@@ -79,22 +79,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if options.inside:
         return _inside(options.inside, Path(options.scratch), rounds=options.rounds)
-    return _outside(rounds=options.rounds)
+    return run_in_node("bench.run", rounds=options.rounds)
 
 
 # -- the outer process: the node namespace and cleanup -----------------------------------
 
 
-def _outside(*, rounds: int) -> int:
+def run_in_node(module: str, *, rounds: int) -> int:
+    """Run `python -m module --inside NODE` in a throwaway node namespace with a scratch
+    directory, then remove every namespace the run made (the benchmarks' outer process)."""
     from delegates.netlink import netns
 
     tag = uuid.uuid4().hex[:6]
     node = f"npbench-node-{tag}"
-    scratch = Path(tempfile.mkdtemp(prefix="netplex-bench-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"netplex-{module.replace('.', '-')}-"))
     netns.create(node)
     try:
         return subprocess.run(
-            ["ip", "netns", "exec", node, sys.executable, "-m", "bench.run", "--inside", node,
+            ["ip", "netns", "exec", node, sys.executable, "-m", module, "--inside", node,
              "--scratch", str(scratch), "--rounds", str(rounds)],
             cwd=REPO, check=False,
         ).returncode
