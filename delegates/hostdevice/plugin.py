@@ -143,17 +143,7 @@ def cmd_del(args: CmdArgs) -> None:
 
 def cmd_check(args: CmdArgs) -> None:
     conf = load_conf(HostDeviceConf, args.stdin)
-    if sublink.has_ipam(conf):
-        ipam.check(conf, args)
-    prev = conf.previous_result()
-    if prev is None:
-        raise CniError(Code.INVALID_NETWORK_CONFIG, "prevResult: required for CHECK")
-    index = next(
-        (i for i, found in enumerate(prev.interfaces) if found.name == args.ifname and found.sandbox == args.netns),
-        None,
-    )
-    if index is None:
-        raise CniError(sublink.CHECK_FAILED, f'prevResult: no interface "{args.ifname}" in sandbox "{args.netns}"')
+    prev, index = sublink.checked_prev_result(conf, args)
     with common.netlink_errors("CHECK"):
         link = links.get(args.netns, args.ifname)
     if link is None:

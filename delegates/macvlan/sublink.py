@@ -150,6 +150,23 @@ def cmd_gc(args: CmdArgs) -> None:
         ipam.gc(conf, args)
 
 
+def checked_prev_result(conf: NetConf, args: CmdArgs) -> tuple[Result, int]:
+    """CHECK's common start: IPAM CHECK, then prevResult and the index of the interface
+    it records for this sandbox."""
+    if has_ipam(conf):
+        ipam.check(conf, args)
+    prev = conf.previous_result()
+    if prev is None:
+        raise CniError(Code.INVALID_NETWORK_CONFIG, "prevResult: required for CHECK")
+    index = next(
+        (i for i, found in enumerate(prev.interfaces) if found.name == args.ifname and found.sandbox == args.netns),
+        None,
+    )
+    if index is None:
+        raise CniError(CHECK_FAILED, f'prevResult: no interface "{args.ifname}" in sandbox "{args.netns}"')
+    return prev, index
+
+
 def check(
     conf: NetConf,
     args: CmdArgs,
@@ -162,20 +179,7 @@ def check(
     """CHECK as the reference plugins do: IPAM CHECK, then the link named in prevResult
     must be in this sandbox with the right kind, mode and MAC, and carry prevResult's
     addresses and routes. An explicit `master` must still exist."""
-    if has_ipam(conf):
-        ipam.check(conf, args)
-    prev = conf.previous_result()
-    if prev is None:
-        raise CniError(Code.INVALID_NETWORK_CONFIG, "prevResult: required for CHECK")
-    index = next(
-        (i for i, found in enumerate(prev.interfaces) if found.name == args.ifname and found.sandbox == args.netns),
-        None,
-    )
-    if index is None:
-        raise CniError(
-            CHECK_FAILED,
-            f'prevResult: no interface "{args.ifname}" in sandbox "{args.netns}"',
-        )
+    prev, index = checked_prev_result(conf, args)
     if master_name:
         master.resolve(master_name, pod_netns=args.netns, in_container=in_container)
     with common.netlink_errors("CHECK"):
