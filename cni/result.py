@@ -22,19 +22,33 @@ IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+_PARSED = (
+    ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Interface,
+    ipaddress.IPv6Interface, ipaddress.IPv4Network, ipaddress.IPv6Network,
+)
+
+
+def _text(value: Any) -> str:
+    # On the wire every address is a string: a number or a boolean would otherwise be
+    # taken by ipaddress as an integer address (0 -> 0.0.0.0/32).
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
 def _as_interface(value: Any) -> Any:
-    return ipaddress.ip_interface(value) if isinstance(value, str) else value
+    return value if isinstance(value, _PARSED) else ipaddress.ip_interface(_text(value))
 
 
 def _as_network(value: Any) -> Any:
     # Like Go's net.ParseCIDR: host bits are allowed and masked off.
-    return ipaddress.ip_network(value, strict=False) if isinstance(value, str) else value
+    return value if isinstance(value, _PARSED) else ipaddress.ip_network(_text(value), strict=False)
 
 
 def _as_address(value: Any) -> Any:
     if value == "" or value is None:
         return None
-    return ipaddress.ip_address(value) if isinstance(value, str) else value
+    return value if isinstance(value, _PARSED) else ipaddress.ip_address(_text(value))
 
 
 Address = Annotated[IPInterface, BeforeValidator(_as_interface)]
