@@ -1,5 +1,6 @@
 """The three API verbs thin mode needs (GET pod, GET NAD, PATCH pod status) over
-`http.client` + `ssl`, without the generated `kubernetes` client.
+`http.client` + `ssl`, without the generated `kubernetes` client; and the daemon's
+per-ADD writes (the status PATCH and event POSTs, through `meta.k8s.Kube`).
 
 An exec'd `netplex` pays ~350 ms to import `kubernetes` (its `CoreV1Api` imports every
 model) for three requests; this costs a few ms. It reads the kubeconfig's current context
@@ -8,7 +9,7 @@ insecure-skip-tls-verify, and a bearer token (inline or tokenFile) or a client
 certificate and key (data or files); relative paths are relative to the kubeconfig. A
 kubeconfig that needs more (exec or auth-provider plugins, basic auth, proxies) gives
 None from `from_kubeconfig` and the caller uses `meta.k8s`. `in_cluster()` reads the pod's
-service account. The daemon keeps `meta.k8s` for its watches.
+service account. The daemon keeps `meta.k8s` for its lists and watches.
 
 Returns meta.source models and raises meta.source errors, like `meta.k8s.Kube`, with the
 same HTTP status mapping; kubeconfigs and tokens never appear in errors.
@@ -23,6 +24,8 @@ import json
 import os
 import ssl
 import tempfile
+import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -37,16 +40,25 @@ NAD_PATH = "/apis/k8s.cni.cncf.io/v1/namespaces/{namespace}/network-attachment-d
 POD_PATH = "/api/v1/namespaces/{namespace}/pods/{name}"
 EVENTS_PATH = "/api/v1/namespaces/{namespace}/events"
 MERGE_PATCH = "application/merge-patch+json"
+POOL_SIZE = 4  # idle keep-alive connections kept (the daemon's requests share them)
+TOKEN_REREAD = 60.0  # seconds between reads of a token file (client-go reads it each minute)
 USER_AGENT = "netplex"
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 _UNSUPPORTED_USER_KEYS = ("exec", "auth-provider", "username", "password", "as", "as-groups", "impersonate")
 
 
 class LightKube:
-    """A meta.source.Source on a Kubernetes API server: one connection, three verbs (and
-    the event POST, on a connection of its own)."""
+    """A meta.source.Source on a Kubernetes API server over keep-alive connections.
 
-    def __init__(self, server: str, *, context: ssl.SSLContext | None, token: str = "", timeout: float) -> None:
+    Safe to share between threads (the daemon's requests and its event poster): each
+    request takes an idle connection from a small pool, or opens one, and puts it back
+    when the answer was read whole. A bearer token read from a file (a kubeconfig's
+    tokenFile, the service account's rotating token) is read again once a minute."""
+
+    def __init__(
+        self, server: str, *, context: ssl.SSLContext | None, token: str = "", token_file: str = "",
+        timeout: float,
+    ) -> None:
         parsed = urllib.parse.urlsplit(server)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise SourceError(f'API server "{server}"', "not an http(s) URL")
@@ -57,13 +69,17 @@ class LightKube:
         self._prefix = parsed.path.rstrip("/")
         self._context = context
         self._token = token
+        self._token_file = token_file
+        self._token_read = time.monotonic() if token_file else 0.0
         self._timeout = timeout
-        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def get_pod(self, namespace: str, name: str) -> Pod:
         what = f'pod "{namespace}/{name}"'
@@ -99,39 +115,47 @@ class LightKube:
         self._request("PATCH", path, what, body=body, conflict_is_gone=True)
 
     def create_event(self, namespace: str, event: dict[str, Any]) -> None:
-        """POST one core/v1 Event (meta.events builds it and posts from its own thread, so
-        on a connection of its own: http.client connections are not shared across threads)."""
-        poster = LightKube(self.server, context=self._context, token=self._token, timeout=self._timeout)
-        try:
-            poster._request(
-                "POST", EVENTS_PATH.format(namespace=_q(namespace)), f'event in "{namespace}"',
-                body=json.dumps(event).encode(), content_type="application/json",
-            )
-        finally:
-            poster.close()
+        """POST one core/v1 Event (meta.events builds it, from a thread of its own)."""
+        self._request(
+            "POST", EVENTS_PATH.format(namespace=_q(namespace)), f'event in "{namespace}"',
+            body=json.dumps(event).encode(), content_type="application/json",
+        )
 
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
-            if self._https:
-                self._conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self._timeout, context=self._context
-                )
-            else:
-                self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-        return self._conn
+    def _bearer(self) -> str:
+        if self._token_file and time.monotonic() - self._token_read >= TOKEN_REREAD:
+            with contextlib.suppress(OSError, SourceError):  # keep the last good token
+                self._token = _read_text(self._token_file, "token file").strip()
+            self._token_read = time.monotonic()
+        return self._token
+
+    def _take(self) -> http.client.HTTPConnection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=self._context)
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+
+    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._idle) < POOL_SIZE:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def _request(self, method: str, path: str, what: str, *, body: bytes | None = None,
                  conflict_is_gone: bool = False, content_type: str = MERGE_PATCH) -> Any:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
+        token = self._bearer()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         if body is not None:
             headers["Content-Type"] = content_type
         timeout = invoke.remaining(self._timeout)  # bounded by the request's deadline too
         if timeout is not None and timeout <= 0:
             raise Unavailable(what, "the request's deadline (addTimeout) passed before the API call")
+        conn = self._take()
         try:
-            conn = self._connection()
             conn.timeout = timeout
             if conn.sock is not None:
                 conn.sock.settimeout(timeout)
@@ -139,8 +163,12 @@ class LightKube:
             response = conn.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
-            self.close()
+            conn.close()
             raise Unavailable(what, f"cannot reach the API server {self.server}: {_describe(exc)}") from exc
+        if response.will_close:
+            conn.close()
+        else:
+            self._give_back(conn)
         status = response.status
         if status >= 300:
             raise _error(status, response.reason or "no reason", what, conflict_is_gone=conflict_is_gone)
@@ -178,13 +206,16 @@ def from_kubeconfig(path: str, *, timeout: float) -> LightKube | None:
     needs_full_client = any(user.get(key) for key in _UNSUPPORTED_USER_KEYS)
     if needs_full_client or cluster.get("proxy-url") or cluster.get("tls-server-name"):
         return None
-    token = user.get("token") or ""
+    token, token_file = user.get("token") or "", ""
     if not token and user.get("tokenFile"):
-        token = _read_text(_path(base, user["tokenFile"]), what)
+        token_file = _path(base, user["tokenFile"])
+        token = _read_text(token_file, what)
     context_ssl = None
     if cluster["server"].startswith("https:"):
         context_ssl = _tls(cluster, user, base, what)
-    return LightKube(str(cluster["server"]), context=context_ssl, token=str(token).strip(), timeout=timeout)
+    return LightKube(
+        str(cluster["server"]), context=context_ssl, token=str(token).strip(), token_file=token_file, timeout=timeout
+    )
 
 
 def in_cluster(*, timeout: float) -> LightKube:
@@ -192,10 +223,11 @@ def in_cluster(*, timeout: float) -> LightKube:
     host, port = os.environ.get("KUBERNETES_SERVICE_HOST", ""), os.environ.get("KUBERNETES_SERVICE_PORT", "")
     if not host or not port:
         raise SourceError("in-cluster config", "cannot load: KUBERNETES_SERVICE_HOST/PORT are not set")
-    token = _read_text(os.path.join(SERVICE_ACCOUNT, "token"), "in-cluster config")
+    token_file = os.path.join(SERVICE_ACCOUNT, "token")  # rotated by the kubelet: read again
+    token = _read_text(token_file, "in-cluster config")
     context = ssl.create_default_context(cafile=os.path.join(SERVICE_ACCOUNT, "ca.crt"))
     server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
-    return LightKube(server, context=context, token=token.strip(), timeout=timeout)
+    return LightKube(server, context=context, token=token.strip(), token_file=token_file, timeout=timeout)
 
 
 def _load(raw: bytes, what: str) -> dict[str, Any]:

@@ -181,3 +181,114 @@ def test_thin_mode_never_imports_kubernetes_with_a_plain_kubeconfig(kubeconfig: 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True"]  # the fixture's kubeconfig is YAML
+
+
+@pytest.fixture
+def keepalive_server() -> Iterator[tuple[str, list[tuple[int, str, str]]]]:
+    """An HTTP/1.1 keep-alive server (as kube-apiserver is) recording, per request, the
+    client's port (one per connection), the method and the bearer."""
+    seen: list[tuple[int, str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        timeout = 10  # an idle kept-alive connection ends the handler at the latest then
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            seen.append((self.client_address[1], self.command, self.headers.get("Authorization", "")))
+            body = json.dumps({"metadata": {"namespace": "default", "name": "web", "uid": "u1"}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PATCH = do_POST = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(30)
+
+
+def test_requests_reuse_kept_alive_connections_from_any_thread(
+    tmp_path: Path, keepalive_server: tuple[str, list[tuple[int, str, str]]]
+) -> None:
+    url, seen = keepalive_server
+    light = kubelight.from_kubeconfig(_kubeconfig(tmp_path, {"server": url}, {"token": "t"}), timeout=5)
+    assert light is not None
+    pod = Pod("default", "web", uid="u1")
+    try:
+        light.set_network_status(pod, [])
+        light.create_event("default", {"reason": "AddedInterface"})
+        # The daemon's request threads and its event poster share the client.
+        workers = [threading.Thread(target=light.set_network_status, args=(pod, [])) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        light.get_pod("default", "web")
+    finally:
+        light.close()
+    assert [method for _, method, _ in seen].count("PATCH") == 5 and len(seen) == 7
+    ports = [port for port, _, _ in seen]
+    assert ports[0] == ports[1]  # one connection, kept alive, for consecutive requests
+    assert len(set(ports)) <= 1 + kubelight.POOL_SIZE  # concurrent ones take a pooled connection or a new one
+
+
+def test_a_token_file_is_read_again_once_rotated(
+    tmp_path: Path, keepalive_server: tuple[str, list[tuple[int, str, str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, seen = keepalive_server
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    light = kubelight.from_kubeconfig(_kubeconfig(tmp_path, {"server": url}, {"tokenFile": "token"}), timeout=5)
+    assert light is not None
+    try:
+        light.get_pod("default", "web")
+        token.write_text("second\n")  # the kubelet rotates a projected service-account token
+        light.get_pod("default", "web")  # within the re-read interval: the token read before
+        monkeypatch.setattr(kubelight, "TOKEN_REREAD", 0.0)
+        light.get_pod("default", "web")
+        token.unlink()  # gone for a moment: the last good token is kept
+        light.get_pod("default", "web")
+    finally:
+        light.close()
+    assert [bearer for _, _, bearer in seen] == ["Bearer first", "Bearer first", "Bearer second", "Bearer second"]
+
+
+def test_the_full_clients_writes_go_over_the_light_one_when_it_can(
+    kubeconfig: str, tmp_path: Path, api_double: ApiDouble
+) -> None:
+    api_double.add_pod("default", "web", uid="u1")
+    verbs: list[str] = []
+    full = k8s.Kube.from_kubeconfig(kubeconfig, timeout=5, on_request=verbs.append)
+    try:
+        assert isinstance(full._writer, kubelight.LightKube)
+        full.set_network_status(Pod("default", "web", uid="u1"), [{"name": "x", "interface": "eth0"}])
+        full.create_event("default", {"metadata": {"generateName": "web."}, "reason": "AddedInterface",
+                                      "involvedObject": {"kind": "Pod", "namespace": "default", "name": "web"}})
+        with pytest.raises(NotFound, match="replaced"):
+            full.set_network_status(Pod("default", "web", uid="other"), [])
+    finally:
+        full.close()
+    assert verbs == ["patch", "create", "patch"]
+    annotations = api_double.pod("default", "web")["metadata"]["annotations"]
+    assert json.loads(annotations[NETWORK_STATUS_ANNOTATION]) == [{"name": "x", "interface": "eth0"}]
+    assert [r.method for r in api_double.requests][-3:] == ["PATCH", "POST", "PATCH"]
+    exec_user = {"exec": {"command": "true", "apiVersion": "client.authentication.k8s.io/v1"}}
+    fallback = k8s.Kube.from_kubeconfig(_kubeconfig(tmp_path, {"server": api_double.url}, exec_user), timeout=5)
+    try:
+        assert fallback._writer is None  # what the stdlib client cannot do stays on the full one
+    finally:
+        fallback.close()
