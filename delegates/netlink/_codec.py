@@ -23,6 +23,7 @@ RTM_GETLINK = 18
 RTM_SETLINK = 19
 RTM_NEWADDR = 20
 RTM_DELADDR = 21
+RTM_GETADDR = 22
 RTM_NEWROUTE = 24
 RTM_DELROUTE = 25
 NLMSG_ERROR = 2
@@ -198,3 +199,9 @@ def decode_ifinfo(payload: memoryview) -> tuple[int, int, dict[int, memoryview]]
     """(index, flags, attributes) of an RTM_NEWLINK payload."""
     _, _, index, flags, _ = _IFINFO.unpack_from(payload, 0)
     return int(index), int(flags), attrs(payload, _IFINFO.size)
+
+
+def decode_ifaddr(payload: memoryview) -> tuple[int, int, int, int, dict[int, memoryview]]:
+    """(family, prefixlen, scope, index, attributes) of an RTM_NEWADDR payload."""
+    family, prefixlen, _, scope, index = _IFADDR.unpack_from(payload, 0)
+    return int(family), int(prefixlen), int(scope), int(index), attrs(payload, _IFADDR.size)

@@ -10,14 +10,9 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
-from typing import TYPE_CHECKING
-
 from delegates.netlink import _codec as c
 from delegates.netlink import _conn, errors
 from delegates.netlink import netns as _netns
-
-if TYPE_CHECKING:
-    from pyroute2 import IPRoute
 
 __all__ = ["Address", "add", "delete", "list_addrs"]
 
@@ -73,28 +68,29 @@ def list_addrs(netns: str | None, ifname: str, *, family: int | None = None, all
     `family` is 4 or 6 (or `socket.AF_INET`/`AF_INET6`); None means both. By default only
     global-scope addresses are listed: no IPv6 link-local (fe80::/64), no 127.0.0.1;
     `all_scopes` lists every address. Raises `LinkNotFound` if `ifname` does not exist.
+    One RTM_GETADDR dump on the request's socket (ADD lists addresses on its hot path).
     """
     wanted = None if family is None else _FAMILIES[family]
-
-    from delegates.netlink import _nl
-
-    def read(ipr: IPRoute) -> list[Address]:
-        index = _nl.require_index(ipr, ifname, op="list addresses of")
-        found: list[Address] = []
-        with _nl.translated("list addresses of", ifname):
-            for msg in ipr.addr("dump", index=index):
-                if msg["index"] != index or (wanted is not None and msg["family"] != wanted):
-                    continue
-                if not all_scopes and msg["scope"] != _RT_SCOPE_UNIVERSE:
-                    continue
-                # IFA_LOCAL is the local end; IFA_ADDRESS is the peer on point-to-point links
-                ip = msg.get("IFA_LOCAL") or msg.get("IFA_ADDRESS")
-                if ip is None:
-                    continue
-                found.append(ipaddress.ip_interface(f"{ip}/{msg['prefixlen']}"))
-        return sorted(found, key=lambda address: address.version)
-
-    return _netns.run(netns, read)
+    op = "list addresses of"
+    with _conn.using(netns) as conn:
+        index = _index(conn, ifname, op=op)
+        try:
+            answers = conn.request(c.RTM_GETADDR, c.NLM_F_DUMP, c.ifaddr(family=wanted or 0, prefixlen=0, index=0))
+        except OSError as exc:
+            raise _conn.failure(exc, op=op, target=ifname) from exc
+    found: list[Address] = []
+    for payload in answers:
+        msg_family, prefixlen, scope, msg_index, attrs = c.decode_ifaddr(payload)
+        if msg_index != index or (wanted is not None and msg_family != wanted):
+            continue
+        if not all_scopes and scope != _RT_SCOPE_UNIVERSE:
+            continue
+        # IFA_LOCAL is the local end; IFA_ADDRESS is the peer on point-to-point links
+        raw = attrs.get(c.IFA_LOCAL) or attrs.get(c.IFA_ADDRESS)
+        if raw is None or msg_family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        found.append(ipaddress.ip_interface(f"{socket.inet_ntop(msg_family, bytes(raw))}/{prefixlen}"))
+    return sorted(found, key=lambda address: address.version)
 
 
 def delete(netns: str | None, ifname: str, address: Address) -> None:

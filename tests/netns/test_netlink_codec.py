@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from delegates.netlink import _conn, addrs, batch, links, netns, routes
+from delegates.netlink import _conn, addrs, batch, errors, links, netns, routes
 from tests.netns.conftest import Uplink, ip_json
 
 
@@ -124,6 +124,29 @@ def test_the_addresses_and_routes_the_codec_sends_are_what_the_kernel_reports(co
     assert ip_json("route", "show", "10.50.0.0/16", ns=container_ns) == []
     addrs.delete(container_ns, "eth0", ipaddress.ip_interface("10.9.8.7/24"))
     assert addrs.list_addrs(container_ns, "eth0") == [ipaddress.ip_interface("fd00:9::7/64")]
+
+
+def test_the_codecs_address_listing_is_what_ip_reports(container_ns: str, host_ns: str) -> None:
+    """list_addrs (one RTM_GETADDR dump) against `ip -j addr`: every scope and family, many
+    addresses (a dump longer than one message), and other links' addresses left out."""
+    links.create_veth(host_name="cveth3", peer_name="eth0", peer_netns=container_ns, host_netns=host_ns, peer_up=True)
+    links.create_veth(host_name="cveth4", peer_name="eth1", peer_netns=container_ns, host_netns=host_ns, peer_up=True)
+    mine = [ipaddress.ip_interface(f"10.77.{i}.5/24") for i in range(40)] + [
+        ipaddress.ip_interface("fd00:77::5/64"), ipaddress.ip_interface("10.78.0.1/32"),
+    ]
+    for address in mine:
+        addrs.add(container_ns, "eth0", address, nodad=True)
+    addrs.add(container_ns, "eth1", ipaddress.ip_interface("10.79.0.1/24"))
+    shown = ip_json("addr", "show", "eth0", ns=container_ns)[0]["addr_info"]
+    everything = {ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}") for a in shown}
+    global_only = {ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}") for a in shown if a["scope"] == "global"}
+    assert set(addrs.list_addrs(container_ns, "eth0", all_scopes=True)) == everything
+    listed = addrs.list_addrs(container_ns, "eth0")
+    assert set(listed) == global_only == set(mine)
+    assert [a.version for a in listed] == sorted(a.version for a in listed)  # IPv4 first
+    assert addrs.list_addrs(container_ns, "eth0", family=6) == [ipaddress.ip_interface("fd00:77::5/64")]
+    with pytest.raises(errors.LinkNotFound):
+        addrs.list_addrs(container_ns, "nope0")
 
 
 def test_links_created_inside_grouped_join_the_group_and_go_in_one_delete(
