@@ -132,8 +132,8 @@ def call(path: str | None, fn: Callable[[], T]) -> T:
     Use it for per-namespace work that is not netlink, such as `/proc/sys/net` files.
     Inside `workers()` one thread per namespace serves every call of the request.
     """
-    if path is None:
-        return _in_thread(fn)
+    if path is None:  # a thread starts in its creator's namespace: no thread to make
+        return fn()
     pool = _WORKERS.get()
     if pool is not None:
         worker = pool.get(path)
