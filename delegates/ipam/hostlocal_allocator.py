@@ -44,13 +44,14 @@ def allocate(
         return _allocate_requested(
             store, range_set, index=index, container_id=container_id, ifname=ifname, request=request
         )
-    for held in store.held_by(container_id, ifname):
-        if ranges.range_for(range_set, held.ip) is not None:
+    existing = store.reservations()  # one read of the directory for both checks
+    for held in existing:
+        if held.held_by(container_id, ifname) and ranges.range_for(range_set, held.ip) is not None:
             raise CniError(
                 ALREADY_ALLOCATED,
                 f"{held.ip} has been allocated to {container_id} ({ifname}), duplicate allocation is not allowed",
             )
-    taken = {r.ip for r in store.reservations()}
+    taken = {r.ip for r in existing}
     for owner, ip in ranges.candidates(range_set, store.last_reserved(index)):
         if ip in taken:
             continue

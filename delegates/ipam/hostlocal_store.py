@@ -108,13 +108,23 @@ class Store:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        files.atomic_write(
-            os.path.join(self.directory, f"{LAST_RESERVED_PREFIX}{range_set}"),
-            str(ip).encode(),
-            mode=0o644,
-            sync=files.Sync.NONE,
-        )
+        self._write_hint(range_set, ip)
         return True
+
+    def _write_hint(self, range_set: int, ip: IPAddress) -> None:
+        """Record `ip` as the range set's last reserved address, in place: it is only where
+        the next search starts (every candidate is still checked against the files), so a
+        crash that leaves it empty or cut short costs the round robin one step, never an
+        address; a temp file and rename would cost a file creation per ADD for nothing.
+        Written and read under the network's lock."""
+        fd = os.open(
+            os.path.join(self.directory, f"{LAST_RESERVED_PREFIX}{range_set}"),
+            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644,
+        )
+        try:
+            os.write(fd, str(ip).encode())
+        finally:
+            os.close(fd)
 
     def last_reserved(self, range_set: int) -> IPAddress | None:
         try:
