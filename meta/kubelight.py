@@ -41,6 +41,8 @@ POD_PATH = "/api/v1/namespaces/{namespace}/pods/{name}"
 EVENTS_PATH = "/api/v1/namespaces/{namespace}/events"
 MERGE_PATCH = "application/merge-patch+json"
 POOL_SIZE = 4  # idle keep-alive connections kept (the daemon's requests share them)
+# How a kept-alive connection that the server closed while idle fails on reuse.
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 TOKEN_REREAD = 60.0  # seconds between reads of a token file (client-go reads it each minute)
 USER_AGENT = "netplex"
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -128,9 +130,9 @@ class LightKube:
             self._token_read = time.monotonic()
         return self._token
 
-    def _take(self) -> http.client.HTTPConnection:
+    def _take(self, *, fresh: bool = False) -> http.client.HTTPConnection:
         with self._lock:
-            if self._idle:
+            if self._idle and not fresh:
                 return self._idle.pop()
         if self._https:
             return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=self._context)
@@ -155,16 +157,25 @@ class LightKube:
         if timeout is not None and timeout <= 0:
             raise Unavailable(what, "the request's deadline (addTimeout) passed before the API call")
         conn = self._take()
-        try:
-            conn.timeout = timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout)
-            conn.request(method, self._prefix + path, body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise Unavailable(what, f"cannot reach the API server {self.server}: {_describe(exc)}") from exc
+        while True:
+            reused = conn.sock is not None
+            try:
+                conn.timeout = timeout
+                if reused:
+                    conn.sock.settimeout(timeout)
+                conn.request(method, self._prefix + path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                # A kept-alive connection the server (or a proxy) closed while it sat idle
+                # fails before any answer: send once more on a new connection, as client-go
+                # and urllib3 do. Anything else is the server being unreachable.
+                if reused and isinstance(exc, _STALE):
+                    conn = self._take(fresh=True)
+                    continue
+                raise Unavailable(what, f"cannot reach the API server {self.server}: {_describe(exc)}") from exc
         if response.will_close:
             conn.close()
         else:

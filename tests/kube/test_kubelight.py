@@ -184,10 +184,11 @@ def test_thin_mode_never_imports_kubernetes_with_a_plain_kubeconfig(kubeconfig: 
 
 
 @pytest.fixture
-def keepalive_server() -> Iterator[tuple[str, list[tuple[int, str, str]]]]:
+def keepalive_server() -> Iterator[tuple[str, list[tuple[int, str, str]], list[bool]]]:
     """An HTTP/1.1 keep-alive server (as kube-apiserver is) recording, per request, the
     client's port (one per connection), the method and the bearer."""
     seen: list[tuple[int, str, str]] = []
+    hang_up: list[bool] = []  # set: close each connection after its answer, without saying so
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -203,6 +204,8 @@ def keepalive_server() -> Iterator[tuple[str, list[tuple[int, str, str]]]]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            if hang_up:
+                self.close_connection = True  # as an idle timeout on the server's side would
 
         do_GET = do_PATCH = do_POST = _answer
 
@@ -214,7 +217,7 @@ def keepalive_server() -> Iterator[tuple[str, list[tuple[int, str, str]]]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen, hang_up
     finally:
         server.shutdown()
         server.server_close()
@@ -222,9 +225,9 @@ def keepalive_server() -> Iterator[tuple[str, list[tuple[int, str, str]]]]:
 
 
 def test_requests_reuse_kept_alive_connections_from_any_thread(
-    tmp_path: Path, keepalive_server: tuple[str, list[tuple[int, str, str]]]
+    tmp_path: Path, keepalive_server: tuple[str, list[tuple[int, str, str]], list[bool]]
 ) -> None:
-    url, seen = keepalive_server
+    url, seen, _ = keepalive_server
     light = kubelight.from_kubeconfig(_kubeconfig(tmp_path, {"server": url}, {"token": "t"}), timeout=5)
     assert light is not None
     pod = Pod("default", "web", uid="u1")
@@ -247,9 +250,10 @@ def test_requests_reuse_kept_alive_connections_from_any_thread(
 
 
 def test_a_token_file_is_read_again_once_rotated(
-    tmp_path: Path, keepalive_server: tuple[str, list[tuple[int, str, str]]], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, keepalive_server: tuple[str, list[tuple[int, str, str]], list[bool]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    url, seen = keepalive_server
+    url, seen, _ = keepalive_server
     token = tmp_path / "token"
     token.write_text("first\n")
     light = kubelight.from_kubeconfig(_kubeconfig(tmp_path, {"server": url}, {"tokenFile": "token"}), timeout=5)
@@ -265,6 +269,22 @@ def test_a_token_file_is_read_again_once_rotated(
     finally:
         light.close()
     assert [bearer for _, _, bearer in seen] == ["Bearer first", "Bearer first", "Bearer second", "Bearer second"]
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced_not_an_error(
+    tmp_path: Path, keepalive_server: tuple[str, list[tuple[int, str, str]], list[bool]]
+) -> None:
+    url, seen, hang_up = keepalive_server
+    light = kubelight.from_kubeconfig(_kubeconfig(tmp_path, {"server": url}, {}), timeout=5)
+    assert light is not None
+    hang_up.append(True)
+    try:
+        for _ in range(3):  # each reuses a connection the server has closed since
+            light.set_network_status(Pod("default", "web", uid="u1"), [])
+    finally:
+        light.close()
+    ports = [port for port, _, _ in seen]
+    assert len(ports) == 3 and len(set(ports)) == 3  # each sent once, each on a new connection
 
 
 def test_the_full_clients_writes_go_over_the_light_one_when_it_can(
