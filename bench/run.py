@@ -7,6 +7,11 @@ exec`), so bridges, host veths and the uplink never touch the host; the API doub
 (tests/kube/apidouble.py) listens on the node's loopback. The pod has a cluster network
 and three NAD networks (bridge, bridge, macvlan).
 
+The runtime's side execs what a node has: the launcher of a release that `netplex install`
+builds into the scratch directory (its own interpreter, `-I -S`), as the DaemonSet installs
+it; the development venv's console script (with `site` and the editable-install hook) is
+measured beside it for daemon ADD.
+
 Measured, in one run:
 - ADD and DEL latency (median, p90) of that pod, thin mode (one `netplex` process per
   call) and daemon mode (`netplex daemon` plus the shim), against the API double;
@@ -46,13 +51,12 @@ ROUNDS = 15
 WARMUP = 2
 THROUGHPUT_PODS = 20
 DAEMON_CONCURRENCY = 20
+# JSON, as `netplex install` writes the plugin's kubeconfig (thin mode then never imports yaml)
 KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{{name: double, cluster: {{server: "{server}"}}}}]
-contexts: [{{name: double, context: {{cluster: double, user: netplex}}}}]
-current-context: double
-users: [{{name: netplex, user: {{}}}}]
+{{"apiVersion": "v1", "kind": "Config", "current-context": "double",
+ "clusters": [{{"name": "double", "cluster": {{"server": "{server}"}}}}],
+ "contexts": [{{"name": "double", "context": {{"cluster": "double", "user": "netplex"}}}}],
+ "users": [{{"name": "netplex", "user": {{}}}}]}}
 """
 TARGETS = {
     "daemon ADD / floor ADD": 1.3,
@@ -140,6 +144,29 @@ class Bench:
             self._nad("default", name, "bridge", f"npb{index}0", f"10.10{index}.0.0/16")
         self.daemon: subprocess.Popen[bytes] | None = None
         self.pods = 0
+        self.launcher = NETPLEX  # what the runtime execs; `install()` makes it a node's launcher
+        self.release_python = sys.executable
+
+    def install(self) -> float:
+        """Build a release with `netplex install` (its own interpreter and libraries) into the
+        scratch directory, as the DaemonSet does on a node, and exec its launcher from now
+        on (`#!` to the release's interpreter with `-I -S`: no site, no editable-install
+        hook). Returns the seconds the build took."""
+        bin_dir, conf_dir, lib_dir = self.scratch / "bin", self.scratch / "net.d", self.scratch / "lib"
+        for directory in (bin_dir, conf_dir):
+            directory.mkdir(exist_ok=True)
+        primary = {"cniVersion": "1.1.0", "name": "podnet", "plugins": [{"type": "bridge", "bridge": "npbc0"}]}
+        (conf_dir / "10-podnet.conflist").write_text(json.dumps(primary))
+        started = time.monotonic()
+        subprocess.run(
+            [NETPLEX, "install", "--once", "--host-root=/", f"--cni-bin-dir={bin_dir}", f"--cni-conf-dir={conf_dir}",
+             f"--lib-dir={lib_dir}", "--kubeconfig-out=none", f"--daemon-socket={self.socket}"],
+            check=True, capture_output=True, timeout=900,
+        )
+        [release] = (lib_dir / "releases").iterdir()
+        self.launcher = str(bin_dir / "netplex")
+        self.release_python = str(release / "runtime" / "bin" / "python3.11")
+        return time.monotonic() - started
 
     def _nad(self, namespace: str, name: str, kind: str, master: str, subnet: str, *, routes: bool = False) -> None:
         ipam: dict[str, Any] = {"type": "host-local", "subnet": subnet, "dataDir": str(self.ipam_dir)}
@@ -169,7 +196,9 @@ class Bench:
         path = netns.create(f"npbench-{self.tag}-{self.pods}")
         return name, path, f"c{uuid.uuid4().hex}"
 
-    def call(self, command: str, *, daemon: bool, pod: tuple[str, str, str]) -> tuple[float, int, Any, int]:
+    def call(
+        self, command: str, *, daemon: bool, pod: tuple[str, str, str], launcher: str = ""
+    ) -> tuple[float, int, Any, int]:
         """One CNI call as a runtime makes it: (seconds, exit code, output, peak RSS KiB)."""
         name, path, container_id = pod
         env = {
@@ -179,7 +208,7 @@ class Bench:
             "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={name};"
                         f"K8S_POD_INFRA_CONTAINER_ID={container_id}",
         }
-        return _timed_process([NETPLEX], json.dumps(self.conf(daemon=daemon)).encode(), env)
+        return _timed_process([launcher or self.launcher], json.dumps(self.conf(daemon=daemon)).encode(), env)
 
     def start_daemon(self) -> None:
         from meta import shim
@@ -266,10 +295,12 @@ def _inside(node: str, scratch: Path, *, rounds: int) -> int:
     bench = Bench(node, scratch)
     figures: dict[str, Any] = {"rounds": rounds, "when": datetime.datetime.now(datetime.UTC).isoformat()}
     try:
+        figures["install_seconds"] = bench.install()
         figures["floor"] = _floor(bench, rounds)
         figures["thin"] = _latency(bench, rounds, daemon=False)
         bench.start_daemon()
         figures["daemon"] = _latency(bench, rounds, daemon=True)
+        figures["daemon_dev_venv"] = _latency(bench, rounds, daemon=True, launcher=NETPLEX)
         figures["per_network"] = _per_network(bench, rounds)
         figures["shim_overhead_ms"] = _shim_overhead(bench, rounds)
         figures["throughput"] = {
@@ -324,7 +355,7 @@ def _floor(bench: Bench, rounds: int) -> dict[str, Any]:
             "del_grouped": _stats(grouped_dels), "add_kernel": _stats(raw_adds), "del_kernel": _stats(raw_dels)}
 
 
-def _latency(bench: Bench, rounds: int, *, daemon: bool) -> dict[str, Any]:
+def _latency(bench: Bench, rounds: int, *, daemon: bool, launcher: str = "") -> dict[str, Any]:
     adds, dels, rss, api_reads, api_writes, events, cpu = [], [], [], [], [], [], []
     for index in range(rounds + WARMUP):
         pod = bench.new_pod()
@@ -332,12 +363,12 @@ def _latency(bench: Bench, rounds: int, *, daemon: bool) -> dict[str, Any]:
             bench.sync()  # the pod is in the watch cache, as it is when kubelet calls
         bench.api.clear_requests()
         cpu_before = bench.daemon_cpu()
-        add_s, add_rc, add_doc, add_rss = bench.call("ADD", daemon=daemon, pod=pod)
+        add_s, add_rc, add_doc, add_rss = bench.call("ADD", daemon=daemon, pod=pod, launcher=launcher)
         cpu.append(bench.daemon_cpu() - cpu_before)
         requests = [r for r in bench.api.requests if r.query.get("watch", [""])[0] not in ("1", "true")]
         if add_rc != 0:
             raise RuntimeError(f"ADD failed: {add_doc}")
-        del_s, del_rc, del_doc, _ = bench.call("DEL", daemon=daemon, pod=pod)
+        del_s, del_rc, del_doc, _ = bench.call("DEL", daemon=daemon, pod=pod, launcher=launcher)
         if del_rc != 0:
             raise RuntimeError(f"DEL failed: {del_doc}")
         if index >= WARMUP:
@@ -379,16 +410,17 @@ def _per_network(bench: Bench, rounds: int) -> dict[str, Any]:
 
 
 def _shim_overhead(bench: Bench, rounds: int) -> dict[str, float]:
-    """STATUS through the shim: start, connect, a trivial answer."""
+    """STATUS through the shim the runtime execs (the installed launcher): start,
+    connect, a trivial answer; beside a bare start of the same interpreter."""
     conf = {**bench.conf(daemon=True), "cniVersion": "1.1.0"}
     env = {"PATH": os.environ.get("PATH", ""), "CNI_COMMAND": "STATUS", "CNI_PATH": str(Path(NETPLEX).parent)}
     times = []
     bare = []
     for index in range(rounds + WARMUP):
-        elapsed, code, doc, _ = _timed_process([NETPLEX], json.dumps(conf).encode(), env)
+        elapsed, code, doc, _ = _timed_process([bench.launcher], json.dumps(conf).encode(), env)
         if code != 0:
             raise RuntimeError(f"STATUS failed: {doc}")
-        start_only, _, _, _ = _timed_process([sys.executable, "-I", "-S", "-c", "pass"], b"", env)
+        start_only, _, _, _ = _timed_process([bench.release_python, "-I", "-S", "-c", "pass"], b"", env)
         if index >= WARMUP:
             times.append(elapsed)
             bare.append(start_only)
@@ -443,7 +475,8 @@ def table(figures: dict[str, Any]) -> str:
     floor_del = figures["floor"]["del"]["median_ms"]
     lines = [
         f"netplex bench: pod with a cluster network + 3 NADs (bridge, bridge, macvlan); "
-        f"{figures['rounds']} rounds per mode; {os.cpu_count()} CPUs; {_kernel()}",
+        f"{figures['rounds']} rounds per mode; {os.cpu_count()} CPUs; {_kernel()}; the runtime execs the "
+        f"launcher of a release `netplex install` built (in {figures.get('install_seconds', 0):.0f} s)",
         "",
         "| what | median ms | p90 ms | median / floor |",
         "|---|---:|---:|---:|",
@@ -462,6 +495,8 @@ def table(figures: dict[str, Any]) -> str:
     row("thin DEL", figures["thin"]["del"], floor_del)
     row("daemon ADD (shim + daemon)", figures["daemon"]["add"], floor_add)
     row("daemon DEL (shim + daemon, by group)", figures["daemon"]["del"], floor_del)
+    if "daemon_dev_venv" in figures:
+        row("daemon ADD, development venv's console script", figures["daemon_dev_venv"]["add"], floor_add)
     per = figures["per_network"]
     for count in PER_NETWORK_COUNTS:
         row(f"daemon ADD, cluster network + {count} more", per[str(count)], floor_add)
@@ -495,8 +530,8 @@ def table(figures: dict[str, Any]) -> str:
         f"each network beyond the first costs a daemon ADD {per['ms_per_network']:.1f} ms "
         f"(from {PER_NETWORK_COUNTS[0]} to {PER_NETWORK_COUNTS[-1]} extra networks)",
         "",
-        f"shim overhead: a STATUS round trip through the shim takes {shim['status_round_trip']:.1f} ms "
-        f"(of which {shim['python_start']:.1f} ms is a bare `python -I -S` start)",
+        f"shim overhead: a STATUS round trip through the installed launcher takes {shim['status_round_trip']:.1f} ms "
+        f"(of which {shim['python_start']:.1f} ms is a bare start of the release's `python -I -S`)",
         "",
         "targets (reported, not asserted):",
     ]

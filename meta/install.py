@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-
 from cni import store
 from cni import version as cni_version
 from cni.errors import CniError

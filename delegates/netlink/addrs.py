@@ -10,9 +10,9 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+
 from delegates.netlink import _codec as c
 from delegates.netlink import _conn, errors
-from delegates.netlink import netns as _netns
 
 __all__ = ["Address", "add", "delete", "list_addrs"]
 
