@@ -108,6 +108,7 @@ class Store:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        faultpoint.reached("hostlocal.before-hint")
         self._write_hint(range_set, ip)
         return True
 

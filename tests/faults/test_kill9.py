@@ -6,7 +6,7 @@ daemon mode the daemon comes back before, after or during that DEL. Every trial 
 with 0 pod links, host veths, host-local reservations, cache entries, lock files and temp
 files, and a fresh ADD must work at the end.
 
-NETPLEX_FAULT_TRIALS (default 15) trials per mode, kill points drawn with a fixed seed
+NETPLEX_FAULT_TRIALS (default 50) trials per mode, kill points drawn with a fixed seed
 (NETPLEX_FAULT_SEED). `make faults` runs 1000 per mode; the table of trials, kills and
 leaks per kill point is printed at the end of the session.
 
@@ -35,16 +35,16 @@ from tests.kube.runners_daemon import DaemonRunner
 pytestmark = [pytest.mark.netns, pytest.mark.faults]
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
-TRIALS = int(os.environ.get("NETPLEX_FAULT_TRIALS", "15"))
+TRIALS = int(os.environ.get("NETPLEX_FAULT_TRIALS", "50"))
 SEED = int(os.environ.get("NETPLEX_FAULT_SEED", "18"))
 RUNTIME_RETRIES = 3  # a runtime retries a failed DEL; kubelet does, forever
 
 # (verb the kill happens in, point, n-th time the process reaches it)
 ADD_POINTS = [
-    *[("ADD", "store.before-rename", n) for n in range(1, 6)],
+    *[("ADD", "store.before-rename", n) for n in (1, 2)],  # the cache entry: pending, then added
     ("ADD", "plugin.after-cache-write", 1),
     *[("ADD", point, n) for point in ("attach.before-delegate", "attach.after-delegate", "bridge.after-ipam",
-                                       "hostlocal.before-link") for n in (1, 2)],
+                                       "hostlocal.before-link", "hostlocal.before-hint") for n in (1, 2)],
 ]
 DEL_POINTS = [("DEL", point, n) for point in ("attach.before-delete", "bridge.del-after-links") for n in (1, 2)]
 POINTS = ADD_POINTS + DEL_POINTS

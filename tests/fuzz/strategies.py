@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 # Every code point, surrogates (U+D800..U+DFFF) included.
 ANY_CHAR = st.characters(exclude_categories=())
-TEXT = st.text(ANY_CHAR, max_size=24)
+TEXT = st.text(ANY_CHAR, max_size=16)
 ODD_TEXT = st.one_of(
     TEXT,
     st.sampled_from([
@@ -26,8 +26,8 @@ SCALAR = st.one_of(
 )
 JSON = st.recursive(
     SCALAR,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(ODD_TEXT, inner, max_size=4)),
-    max_leaves=8,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(ODD_TEXT, inner, max_size=3)),
+    max_leaves=5,
 )
 
 
@@ -35,8 +35,8 @@ def shaped(keys: list[str], base: dict[str, Any] | None = None) -> st.SearchStra
     """A JSON object over `base` with some of `keys` (and some random keys) set to anything."""
     return st.builds(
         lambda chosen, extra: {**(base or {}), **chosen, **extra},
-        st.dictionaries(st.sampled_from(keys), JSON, max_size=6),
-        st.dictionaries(ODD_TEXT, JSON, max_size=2),
+        st.dictionaries(st.sampled_from(keys), JSON | SCALAR, max_size=5),
+        st.dictionaries(ODD_TEXT, SCALAR, max_size=1),
     )
 
 
