@@ -1,8 +1,8 @@
 """Raw rtnetlink sockets, one per namespace per request, and the request scope that owns them.
 
 A netlink socket keeps the network namespace it was created in, so a socket made once
-inside a pod's namespace (by a short thread that entered it) serves every operation of
-the request there: no thread and no `IPRoute` per call. `session()` is the request scope:
+inside a pod's namespace (by the calling thread, which entered it for the moment) serves
+every operation of the request there: no thread and no `IPRoute` per call. `session()` is the request scope:
 sockets opened within it are reused by namespace path and all closed when it ends, so
 nothing outlives the request (an idle socket or worker would keep a deleted namespace
 alive). Outside a session every operation opens and closes its own socket.
@@ -108,8 +108,7 @@ def session() -> Iterator[None]:
     conns: dict[str | None, Conn] = {}
     token = _SESSION.set(conns)
     try:
-        with _netns.workers():  # sysctls and socket opening: one thread per namespace
-            yield
+        yield
     finally:
         _SESSION.reset(token)
         for conn in conns.values():

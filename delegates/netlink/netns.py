@@ -1,11 +1,13 @@
 """Network namespaces: create, remove and enter them; the only place that calls setns().
 
-Entering is per thread. `call(path, fn)` starts a short-lived worker thread that does
-`setns(fd, CLONE_NEWNET)`, runs `fn` and ends, so the caller's thread never changes
-namespace and nothing is left in a pool half-entered. `run(path, fn)` does the same and
-hands `fn` an `IPRoute` opened inside that thread: pyroute2 0.9 binds a sync `IPRoute`'s
-socket to the thread that uses it, so the socket must never leave the worker. The hot
-operations use neither: `_conn` opens one raw netlink socket per namespace per request.
+Entering is per thread. `call(path, fn)` has the calling thread `setns(fd, CLONE_NEWNET)`
+into the namespace, run `fn` and return to its own namespace before anything else runs in
+it (as the reference plugins' `ns.Do`); a thread that could not return is never used
+again (the process aborts). `run(path, fn)` runs `fn` in a short worker thread that
+entered the namespace, with an `IPRoute` opened and closed there (pyroute2 0.9 binds a
+sync `IPRoute`'s socket to its thread and runs an asyncio loop in it). The hot operations
+use neither: `_conn` opens one raw netlink socket per namespace per request (inside a
+`call`), and the socket keeps the namespace.
 
 No helper process is forked per operation (unlike `IPRoute(netns=...)`). Nothing here
 knows about CNI.
@@ -14,13 +16,11 @@ knows about CNI.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import ctypes
 import ctypes.util
 import errno
 import fcntl
 import os
-import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,7 +31,7 @@ from delegates.netlink.errors import NetnsNotFound
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
-__all__ = ["RUN_DIR", "call", "create", "exists", "opened", "path_for", "remove", "run", "unique_name", "workers"]
+__all__ = ["RUN_DIR", "call", "create", "exists", "opened", "path_for", "remove", "run", "unique_name"]
 
 RUN_DIR = "/run/netns"  # where `ip netns add` puts named namespaces
 
@@ -125,23 +125,31 @@ def _in_thread(fn: Callable[[], T], setup: Callable[[], None] | None = None) -> 
 
 
 def call(path: str | None, fn: Callable[[], T]) -> T:
-    """Run `fn()` in a worker thread inside the namespace at `path` and return its result.
+    """Run `fn()` inside the namespace at `path` and return its result.
 
-    `path=None` means the namespace of the calling thread (the process's, from a plugin's
-    point of view). Raises `NetnsNotFound` if `path` is missing or not a network namespace.
-    Use it for per-namespace work that is not netlink, such as `/proc/sys/net` files.
-    Inside `workers()` one thread per namespace serves every call of the request.
+    The calling thread enters the namespace, runs `fn` and goes back to the namespace it
+    was in (what the reference plugins' `ns.Do` does): no thread to start or hand work to,
+    and nothing stays inside when the call ends. `path=None` means the namespace of the
+    calling thread. Raises `NetnsNotFound` if `path` is missing or not a network
+    namespace. Use it for per-namespace work that is not netlink, such as `/proc/sys/net`
+    files, or to open a socket (which keeps the namespace it was made in).
     """
-    if path is None:  # a thread starts in its creator's namespace: no thread to make
+    if path is None:
         return fn()
-    pool = _WORKERS.get()
-    if pool is not None:
-        worker = pool.get(path)
-        if worker is None:
-            worker = pool[path] = _Worker(path)
-        return worker.run(fn)
     with opened(path) as fd:
-        return _in_thread(fn, lambda: _enter(fd, path))
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _enter(fd, path)
+            try:
+                return fn()
+            finally:
+                if _lib().setns(home, _CLONE_NEWNET) != 0:
+                    # Nothing may run on in a thread stuck in another namespace: a link
+                    # deleted by name there would be the pod's, or the node's.
+                    os.write(2, b"netplex: a thread could not return to its network namespace\n")
+                    os.abort()
+        finally:
+            os.close(home)
 
 
 def _enter(fd: int, path: str) -> None:
@@ -152,77 +160,15 @@ def _enter(fd: int, path: str) -> None:
         raise OSError(code, f"setns: {os.strerror(code).lower()}", path)
 
 
-_WORKERS: contextvars.ContextVar[dict[str, _Worker] | None] = contextvars.ContextVar("netplex_netns_workers",
-                                                                                       default=None)
-
-
-class _Worker:
-    """One thread inside one namespace for the length of a request: it enters once and
-    runs the request's calls there in turn, then ends (`close`), so it never outlives the
-    request (an idle thread in a pod's namespace would keep a deleted namespace alive)."""
-
-    def __init__(self, path: str) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
-        self._done: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
-        with opened(path) as fd:
-            self._thread = threading.Thread(target=self._serve, args=(fd, path), name="netplex-netns", daemon=True)
-            self._thread.start()
-            ok, value = self._done.get()  # entered, or why not; the fd is closed after
-        if not ok:
-            self._thread.join()
-            raise value
-
-    def _serve(self, fd: int, path: str) -> None:
-        try:
-            _enter(fd, path)
-        except BaseException as exc:  # handed to the creator, who re-raises it
-            self._done.put((False, exc))
-            return
-        self._done.put((True, None))
-        while (job := self._jobs.get()) is not None:
-            try:
-                self._done.put((True, job()))
-            except BaseException as exc:  # handed to the caller, who re-raises it
-                self._done.put((False, exc))
-
-    def run(self, fn: Callable[[], T]) -> T:
-        if threading.current_thread() is self._thread:  # a call from within a call
-            return fn()
-        self._jobs.put(fn)
-        ok, value = self._done.get()
-        if not ok:
-            raise value
-        return value  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
-
-
-@contextlib.contextmanager
-def workers() -> Iterator[None]:
-    """The scope of one request: `call` runs in one thread per namespace, all ended (and
-    joined) when the scope ends. Nested scopes share the outermost one."""
-    if _WORKERS.get() is not None:
-        yield
-        return
-    pool: dict[str, _Worker] = {}
-    token = _WORKERS.set(pool)
-    try:
-        yield
-    finally:
-        _WORKERS.reset(token)
-        for worker in pool.values():
-            worker.close()
-
-
 def run(path: str | None, fn: Callable[[IPRoute], T]) -> T:
-    """Run `fn(ipr)` in a worker thread inside `path`, with an `IPRoute` opened there.
+    """Run `fn(ipr)` in a short worker thread inside `path`, with an `IPRoute` opened there.
 
-    The `IPRoute` lives and dies in the worker; `fn` must not keep it.
+    A thread of its own: a sync `IPRoute` runs an asyncio loop, which cannot start in a
+    thread whose loop is running (the caller's may be). The `IPRoute` lives and dies in
+    the worker; `fn` must not keep it. Only the operations still on pyroute2 come here.
     """
 
-    from pyroute2 import IPRoute  # only the operations still on pyroute2 come here
+    from pyroute2 import IPRoute
 
     def with_iproute() -> T:
         ipr = IPRoute()
@@ -231,7 +177,10 @@ def run(path: str | None, fn: Callable[[IPRoute], T]) -> T:
         finally:
             ipr.close()
 
-    return call(path, with_iproute)
+    if path is None:
+        return _in_thread(with_iproute)
+    with opened(path) as fd:
+        return _in_thread(with_iproute, lambda: _enter(fd, path))
 
 
 def create(name: str) -> str:

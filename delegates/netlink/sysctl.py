@@ -1,8 +1,8 @@
 """Per-namespace network sysctls: read and write `/proc/sys/net/...` inside a namespace.
 
 A `/proc/sys/net` file belongs to the network namespace of the task that opens it, so the
-file is opened from a `netns.call` worker thread that entered the namespace. Only `net.*`
-keys are accepted: every other sysctl is global, and writing it "inside a namespace"
+file is opened inside `netns.call`, by the calling thread while it is in the namespace.
+Only `net.*` keys are accepted: every other sysctl is global, and writing it "inside a namespace"
 would silently change the whole node.
 """
 

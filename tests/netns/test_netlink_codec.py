@@ -218,17 +218,26 @@ def test_a_missing_namespace_is_netns_not_found_through_the_codec_too() -> None:
     assert links.delete_if_exists("/run/netns/npt-missing-0000", "eth0") is False
 
 
-def test_a_session_runs_a_namespaces_calls_in_one_thread_that_ends_with_it(container_ns: str) -> None:
+def test_a_namespace_call_runs_in_the_calling_thread_and_returns_it_home(container_ns: str) -> None:
+    """`netns.call` enters the namespace from the calling thread and goes back (as the
+    reference plugins' ns.Do): no thread is started, and after a call that raised the
+    thread is in its own namespace again."""
     import threading
 
+    def here() -> int:
+        return os.stat("/proc/thread-self/ns/net").st_ino
+
+    home = here()
+    threads = {thread.ident for thread in threading.enumerate()}
     with _conn.session():
-        first = netns.call(container_ns, threading.get_ident)
-        assert netns.call(container_ns, threading.get_ident) == first
-        inode = netns.call(container_ns, lambda: os.stat("/proc/thread-self/ns/net").st_ino)
-        assert inode == os.stat(container_ns).st_ino
+        assert netns.call(container_ns, threading.get_ident) == threading.get_ident()
+        assert netns.call(container_ns, here) == os.stat(container_ns).st_ino
+        assert here() == home
         with pytest.raises(ValueError, match="boom"):
             netns.call(container_ns, lambda: int("boom"))
-        assert netns.call(container_ns, threading.get_ident) == first  # a failed call leaves it serving
-    assert all(thread.ident != first for thread in threading.enumerate())
+        assert here() == home  # a call that raised still went back
+        assert netns.call(container_ns, lambda: netns.call(None, here)) == os.stat(container_ns).st_ino
+    assert {thread.ident for thread in threading.enumerate()} == threads
     with pytest.raises(netns.NetnsNotFound), _conn.session():
         netns.call("/run/netns/npt-missing-0000", lambda: None)
+    assert here() == home
