@@ -118,12 +118,16 @@ class Store:
         crash that leaves it empty or cut short costs the round robin one step, never an
         address; a temp file and rename would cost a file creation per ADD for nothing.
         Written and read under the network's lock."""
+        data = str(ip).encode()
         fd = os.open(
-            os.path.join(self.directory, f"{LAST_RESERVED_PREFIX}{range_set}"),
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644,
+            os.path.join(self.directory, f"{LAST_RESERVED_PREFIX}{range_set}"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC,
+            0o644,
         )
         try:
-            os.write(fd, str(ip).encode())
+            # Overwrite, then cut to length: a truncation to zero first would make ext4
+            # flush the file at close (its auto_da_alloc rule for replace-by-truncate).
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
         finally:
             os.close(fd)
 

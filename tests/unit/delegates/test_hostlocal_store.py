@@ -62,6 +62,22 @@ def test_last_reserved_reads_what_reserve_wrote(store: Store) -> None:
     assert store.last_reserved(0) == ip("10.0.0.7")
 
 
+def test_the_hint_is_overwritten_in_place_whatever_its_length(store: Store, tmp_path: Path) -> None:
+    hint = tmp_path / "net1" / "last_reserved_ip.0"
+    store.reserve(ip("10.0.0.100"), container_id="a", ifname="eth0", range_set=0)
+    inode = hint.stat().st_ino
+    store.reserve(ip("10.0.0.9"), container_id="b", ifname="eth0", range_set=0)
+    assert hint.read_bytes() == b"10.0.0.9" and hint.stat().st_ino == inode  # shorter: cut to length
+    store.reserve(ip("10.0.0.254"), container_id="c", ifname="eth0", range_set=0)
+    assert store.last_reserved(0) == ip("10.0.0.254")
+    assert not [name for name in os.listdir(tmp_path / "net1") if name.startswith(".tmp")]
+
+
+def test_a_hint_cut_short_by_a_crash_is_no_hint(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "net1" / "last_reserved_ip.0").write_bytes(b"10.0.")
+    assert store.last_reserved(0) is None
+
+
 def test_release_frees_only_that_interface(store: Store) -> None:
     store.reserve(ip("10.0.0.2"), container_id="c", ifname="eth0", range_set=0)
     store.reserve(ip("10.0.0.3"), container_id="c", ifname="net1", range_set=0)
