@@ -61,19 +61,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(scratch: Path, *, rounds: int) -> dict[str, Any]:
+def build_release(scratch: Path, *, socket_path: str) -> tuple[Path, float]:
+    """`netplex install --once` into `scratch` as the DaemonSet's init container does on a
+    node: the launchers in scratch/bin, the conflist in scratch/net.d (beside a primary),
+    the release (own interpreter and libraries) under scratch/lib. Returns the release
+    directory and the seconds the build took."""
     bin_dir, conf_dir, lib_dir = scratch / "bin", scratch / "net.d", scratch / "lib"
-    for directory in (bin_dir, conf_dir, scratch / "networks"):
-        directory.mkdir()
+    for directory in (bin_dir, conf_dir):
+        directory.mkdir(exist_ok=True)
     (conf_dir / "10-podnet.conflist").write_text(json.dumps(PRIMARY))
     started = time.monotonic()
     subprocess.run(
         [NETPLEX, "install", "--once", "--host-root=/", f"--cni-bin-dir={bin_dir}", f"--cni-conf-dir={conf_dir}",
-         f"--lib-dir={lib_dir}", "--kubeconfig-out=none", f"--daemon-socket={scratch / 'netplex.sock'}"],
+         f"--lib-dir={lib_dir}", "--kubeconfig-out=none", f"--daemon-socket={socket_path}"],
         check=True, capture_output=True, timeout=900,
     )
-    install_seconds = time.monotonic() - started
     [release] = (lib_dir / "releases").iterdir()
+    return release, time.monotonic() - started
+
+
+def measure(scratch: Path, *, rounds: int) -> dict[str, Any]:
+    bin_dir, conf_dir = scratch / "bin", scratch / "net.d"
+    (scratch / "networks").mkdir()
+    release, install_seconds = build_release(scratch, socket_path=str(scratch / "netplex.sock"))
     python = release / "runtime" / "bin" / "python3.11"
     conflist = json.loads((conf_dir / "00-netplex.conflist").read_text())
     [entry] = conflist["plugins"]

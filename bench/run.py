@@ -152,21 +152,12 @@ class Bench:
         scratch directory, as the DaemonSet does on a node, and exec its launcher from now
         on (`#!` to the release's interpreter with `-I -S`: no site, no editable-install
         hook). Returns the seconds the build took."""
-        bin_dir, conf_dir, lib_dir = self.scratch / "bin", self.scratch / "net.d", self.scratch / "lib"
-        for directory in (bin_dir, conf_dir):
-            directory.mkdir(exist_ok=True)
-        primary = {"cniVersion": "1.1.0", "name": "podnet", "plugins": [{"type": "bridge", "bridge": "npbc0"}]}
-        (conf_dir / "10-podnet.conflist").write_text(json.dumps(primary))
-        started = time.monotonic()
-        subprocess.run(
-            [NETPLEX, "install", "--once", "--host-root=/", f"--cni-bin-dir={bin_dir}", f"--cni-conf-dir={conf_dir}",
-             f"--lib-dir={lib_dir}", "--kubeconfig-out=none", f"--daemon-socket={self.socket}"],
-            check=True, capture_output=True, timeout=900,
-        )
-        [release] = (lib_dir / "releases").iterdir()
-        self.launcher = str(bin_dir / "netplex")
+        from bench import installed
+
+        release, seconds = installed.build_release(self.scratch, socket_path=self.socket)
+        self.launcher = str(self.scratch / "bin" / "netplex")
         self.release_python = str(release / "runtime" / "bin" / "python3.11")
-        return time.monotonic() - started
+        return seconds
 
     def _nad(self, namespace: str, name: str, kind: str, master: str, subnet: str, *, routes: bool = False) -> None:
         ipam: dict[str, Any] = {"type": "host-local", "subnet": subnet, "dataDir": str(self.ipam_dir)}
