@@ -157,3 +157,20 @@ def test_to_wire_refuses_a_version_we_do_not_speak() -> None:
 
 def test_a_result_without_cni_version_is_read_as_the_current_version() -> None:
     assert Result.from_wire({"ips": [{"address": "fd00::5/64"}]}).cni_version == version.CURRENT_VERSION
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"routes": [{"dst": False}]}, "routes.0.dst"),
+        ({"routes": [{"dst": 0}]}, "routes.0.dst"),
+        ({"routes": [{"dst": "10.0.0.0/8", "gw": 1}]}, "routes.0.gw"),
+        ({"ips": [{"address": 167772162}]}, "ips.0.address"),
+        ({"ips": [{"address": "10.0.0.2/24", "gateway": True}]}, "ips.0.gateway"),
+    ],
+)
+def test_an_address_that_is_not_a_string_is_refused_naming_it(doc: dict[str, Any], field: str) -> None:
+    # ipaddress takes integers (and so booleans) as addresses: `false` would be 0.0.0.0/32.
+    with pytest.raises(CniError) as caught:
+        Result.from_wire({"cniVersion": "1.0.0", **doc})
+    assert caught.value.code == Code.DECODING_FAILURE and f"result.{field}" in caught.value.msg
