@@ -447,12 +447,13 @@ def test_the_multi_network_policy_crd_is_the_npwg_one_with_a_structural_schema()
 
 
 def _assert_structural(schema: dict[str, Any], where: str) -> None:
-    """Kubernetes' structural-schema rules, as far as this CRD uses them: every node
-    has a type (or is int-or-string), and anyOf only carries types already allowed."""
+    """Kubernetes' structural-schema rules, as far as our CRDs use them: every node has
+    a type (or is int-or-string, or keeps unknown fields), and anyOf only carries types
+    already allowed."""
     if schema.get("x-kubernetes-int-or-string"):
         assert all(set(branch) == {"type"} for branch in schema.get("anyOf", [])), where
         return
-    assert "type" in schema, f"{where}: no type"
+    assert "type" in schema or schema.get("x-kubernetes-preserve-unknown-fields"), f"{where}: no type"
     for name, child in schema.get("properties", {}).items():
         _assert_structural(child, f"{where}.{name}")
     if "items" in schema:
@@ -495,3 +496,25 @@ def test_the_ipamclaim_crd_is_the_npwg_one() -> None:
         "status": {"ips": ["10.1.0.5/24"], "ownerPod": "virt-launcher-a"},
     }
     jsonschema.validate(claim, crd_schema("ipamclaims.k8s.cni.cncf.io"))
+
+
+CRD_DOCS = [doc for _path, doc in all_documents("crds") if doc.get("kind") == "CustomResourceDefinition"]
+
+
+@pytest.mark.parametrize("crd", CRD_DOCS, ids=[doc["metadata"]["name"] for doc in CRD_DOCS])
+def test_every_crd_is_one_a_real_apiserver_accepts(crd: dict[str, Any]) -> None:
+    """apiextensions.k8s.io/v1 as kube-apiserver validates it: the name is
+    <plural>.<group>, exactly one storage version, and every served version has a
+    structural openAPIV3Schema whose metadata says nothing beyond name/generateName."""
+    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+    spec = crd["spec"]
+    assert crd["metadata"]["name"] == f"{spec['names']['plural']}.{spec['group']}"
+    assert spec["scope"] in ("Namespaced", "Cluster")
+    assert spec["names"]["kind"] and spec["names"]["plural"] == spec["names"]["plural"].lower()
+    assert sum(1 for version in spec["versions"] if version["storage"]) == 1
+    for version in spec["versions"]:
+        schema = version["schema"]["openAPIV3Schema"]
+        assert schema["type"] == "object", version["name"]
+        _assert_structural(schema, f"{version['name']}.openAPIV3Schema")
+        metadata = schema.get("properties", {}).get("metadata", {})
+        assert set(metadata.get("properties", {})) <= {"name", "generateName"}, version["name"]
