@@ -122,6 +122,19 @@ def parse_routes(raw: Any, *, where: str) -> tuple[Route, ...]:
     return tuple(parsed)
 
 
+def parse_dns(raw: Any, *, where: str = "ipam.dns") -> DNS:
+    """An IPAM section's `dns` (absent: none), error 7 naming the field (static and
+    netplex-ipam take it as it is; host-local reads a resolv.conf instead)."""
+    if raw is None:
+        return DNS()
+    try:
+        return DNS.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = "".join(f".{part}" for part in first["loc"])
+        raise CniError(Code.INVALID_NETWORK_CONFIG, f"{where}{loc}: {first['msg']}", str(exc)) from exc
+
+
 def parse_resolv_conf(path: str, *, where: str = "ipam.resolvConf") -> DNS:
     """A resolv.conf as DNS settings: `nameserver`, `domain`, `search`, `options` lines;
     comments (`#`, `;`) and other lines are skipped (reference host-local `dns.go`)."""

@@ -18,8 +18,6 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from cni import skel
 from cni.config import NetConf, load_conf
 from cni.errors import CniError, Code
@@ -68,7 +66,7 @@ def load(stdin: bytes, args: skel.CmdArgs) -> StaticConfig:
         cni_version=conf.version,
         addresses=tuple(addresses),
         routes=hostlocal_config.parse_routes(ipam.get("routes"), where="ipam.routes"),
-        dns=_dns(ipam.get("dns")),
+        dns=hostlocal_config.parse_dns(ipam.get("dns")),
     )
 
 
@@ -145,17 +143,6 @@ def _override(raw: Any, *, where: str) -> list[StaticAddress]:
         )
         for index, item in enumerate(raw)
     ]
-
-
-def _dns(raw: Any) -> DNS:
-    if raw is None:
-        return DNS()
-    try:
-        return DNS.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = "".join(f".{part}" for part in first["loc"])
-        raise CniError(Code.INVALID_NETWORK_CONFIG, f"ipam.dns{loc}: {first['msg']}", str(exc)) from exc
 
 
 def _comma_list(raw: str) -> list[str]:

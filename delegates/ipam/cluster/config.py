@@ -28,8 +28,6 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from cni import skel
 from cni.config import NetConf, load_conf
 from cni.errors import CniError, Code
@@ -106,7 +104,7 @@ def load(stdin: bytes, args: skel.CmdArgs, *, environ: Mapping[str, str] | None 
         light,
         ranges=ranges,
         routes=hostlocal_config.parse_routes(ipam.get("routes"), where="ipam.routes"),
-        dns=_dns(ipam.get("dns")),
+        dns=hostlocal_config.parse_dns(ipam.get("dns")),
         claim=claim_of(conf),
         pod_namespace=pairs.get("K8S_POD_NAMESPACE", ""),
         pod_name=pairs.get("K8S_POD_NAME", ""),
@@ -236,17 +234,6 @@ def _exclude(raw: Any, *, where: str) -> tuple[IPNetwork, ...]:
         except ValueError as exc:
             raise _invalid(f"{where}.{index}", f"invalid CIDR {item!r}") from exc
     return tuple(found)
-
-
-def _dns(raw: Any) -> DNS:
-    if raw is None:
-        return DNS()
-    try:
-        return DNS.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(part) for part in first["loc"])
-        raise _invalid(f"ipam.dns.{loc}" if loc else "ipam.dns", first["msg"]) from exc
 
 
 def _address(value: Any, *, where: str) -> IPAddress | None:
