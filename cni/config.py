@@ -9,35 +9,37 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
-from cni import skel, version
+from cni import decode, skel, version
 from cni.errors import CniError, Code
 from cni.result import DNS, Result, convert
 
-C = TypeVar("C", bound=BaseModel)
+C = TypeVar("C", bound=msgspec.Struct)
 
 # GC's extra key (CNI 1.1): the attachments still in use, [{"containerID": ..., "ifname": ...}].
 VALID_ATTACHMENTS = "cni.dev/valid-attachments"
+_UNSET: Any = msgspec.UNSET
 
 
-class NetConf(BaseModel):
-    """The keys every plugin config may carry; plugins subclass it with their own."""
+class NetConf(msgspec.Struct, frozen=True, kw_only=True):
+    """The keys every plugin config may carry; plugins subclass it with their own. Other
+    keys are not kept here: whoever passes a config on passes the document itself."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="allow", frozen=True)
-
-    cni_version: str = Field("", alias="cniVersion")
-    cni_versions: list[str] | None = Field(None, alias="cniVersions")
+    cni_version: str = msgspec.field(default="", name="cniVersion")
+    cni_versions: list[str] | None = msgspec.field(default=None, name="cniVersions")
     name: str = ""
     type: str = ""
     capabilities: dict[str, bool] = {}
     ipam: dict[str, Any] | None = None
     dns: DNS | None = None
     args: dict[str, Any] | None = None
-    runtime_config: dict[str, Any] = Field({}, alias="runtimeConfig")
-    prev_result: dict[str, Any] | None = Field(None, alias="prevResult")
+    runtime_config: dict[str, Any] = msgspec.field(default_factory=dict, name="runtimeConfig")
+    prev_result: dict[str, Any] | None = msgspec.field(default=None, name="prevResult")
+    # GC (CNI 1.1): unset when the key is absent, which is not the same as an empty list.
+    valid_attachments: Any = msgspec.field(default=_UNSET, name=VALID_ATTACHMENTS)
 
     @property
     def version(self) -> str:
@@ -49,39 +51,61 @@ class NetConf(BaseModel):
             return None
         return Result.from_wire({"cniVersion": self.version, **self.prev_result}, where="prevResult")
 
+    def given_valid_attachments(self, missing: Any = None) -> Any:
+        """`cni.dev/valid-attachments` as given, or `missing` when the key is absent."""
+        return missing if self.valid_attachments is msgspec.UNSET else self.valid_attachments
 
-class Conflist(BaseModel):
+
+class Conflist(msgspec.Struct, frozen=True, kw_only=True):
     """A network configuration list (`.conflist`): a chain of plugins under one name."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="allow", frozen=True)
-
-    cni_version: str = Field("", alias="cniVersion")
-    cni_versions: list[str] | None = Field(None, alias="cniVersions")
+    cni_version: str = msgspec.field(default="", name="cniVersion")
+    cni_versions: list[str] | None = msgspec.field(default=None, name="cniVersions")
     name: str
-    disable_check: bool = Field(False, alias="disableCheck")
-    disable_gc: bool = Field(False, alias="disableGC")
-    load_only_inlined_plugins: bool = Field(False, alias="loadOnlyInlinedPlugins")
-    plugins: list[dict[str, Any]] = Field(min_length=1)
+    disable_check: bool = msgspec.field(default=False, name="disableCheck")
+    disable_gc: bool = msgspec.field(default=False, name="disableGC")
+    load_only_inlined_plugins: bool = msgspec.field(default=False, name="loadOnlyInlinedPlugins")
+    plugins: Annotated[list[dict[str, Any]], msgspec.Meta(min_length=1)]
 
     @property
     def version(self) -> str:
         return version.negotiate(self.cni_version, self.cni_versions)
 
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any], *, where: str = "") -> Conflist:
+        """A conflist document (as `to_doc` or a `.conflist` file has it) parsed. libcni
+        also takes `"true"`/`"false"` strings for its booleans."""
+        flags = ("disableCheck", "disableGC", "loadOnlyInlinedPlugins")
+        if any(isinstance(doc.get(key), str) for key in flags):
+            doc = {**doc, **{key: _libcni_bool(doc[key], key) for key in flags if isinstance(doc.get(key), str)}}
+        return decode.decode(cls, doc, where=where)
 
-def load_conf(model: type[C], stdin: bytes | str | Mapping[str, Any]) -> C:
+    def to_doc(self) -> dict[str, Any]:
+        """The conflist as a document (its wire keys; `cniVersions` only when set)."""
+        return decode.dump(self, omit=("cniVersions",))
+
+    def replace(self, **changes: Any) -> Conflist:
+        return msgspec.structs.replace(self, **changes)
+
+
+def _libcni_bool(value: str, key: str) -> bool:
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise CniError(Code.INVALID_NETWORK_CONFIG, f"{key}: invalid value {value!r} (a boolean, or \"true\"/\"false\")")
+
+
+def load_conf(model: type[C], stdin: bytes | str | Mapping[str, Any], *, casefold: bool = False) -> C:
     """Parse a config into `model`, reporting problems as CNI errors naming the key."""
-    try:
-        if isinstance(stdin, Mapping):
-            return model.model_validate(dict(stdin))
-        return model.model_validate_json(stdin)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["type"] == "json_invalid":
+    if isinstance(stdin, Mapping):
+        doc: Any = dict(stdin)
+    else:
+        try:
+            doc = json.loads(stdin)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise CniError(Code.DECODING_FAILURE, "config is not valid JSON", str(exc)) from exc
-        if first["type"] == "model_type" and not first["loc"]:
-            raise CniError(Code.DECODING_FAILURE, "config is not a JSON object", str(exc)) from exc
-        where = ".".join(str(part) for part in first["loc"]) or "config"
-        raise CniError(Code.INVALID_NETWORK_CONFIG, f"{where}: {first['msg']}", str(exc)) from exc
+        if not isinstance(doc, dict):
+            raise CniError(Code.DECODING_FAILURE, "config is not a JSON object")
+    return decode.decode(model, doc, casefold=casefold)
 
 
 def runtime_config(capabilities: Mapping[str, bool], capability_args: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,7 +156,7 @@ def parse_network(raw: bytes | str | Mapping[str, Any], *, where: str = "config"
         doc = {k: doc[k] for k in ("cniVersion", "cniVersions", "name") if k in doc} | {"plugins": [plugin]}
         if "type" not in plugin:
             raise CniError(Code.INVALID_NETWORK_CONFIG, f"{where}: type: missing plugin type")
-    conflist = load_conf(Conflist, doc)
+    conflist = Conflist.from_doc(doc)
     skel.validate_network_name(conflist.name)
     for index, plugin in enumerate(conflist.plugins):
         if not isinstance(plugin.get("type"), str) or not plugin["type"]:

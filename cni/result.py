@@ -10,77 +10,87 @@ Conversion rules (CNI spec 1.1 "Result", and the 0.3/0.4 documents):
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+import msgspec
 
-from cni import version
+from cni import decode, version
 from cni.errors import CniError, Code
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+if TYPE_CHECKING:
+    Address = IPInterface
+    Network = IPNetwork
+    Gateway = IPAddress | None
+else:  # on the wire a string; `__post_init__` parses it (msgspec takes no union of classes)
+    Address = Network = Gateway = Any
 
 _PARSED = (
     ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Interface,
     ipaddress.IPv6Interface, ipaddress.IPv4Network, ipaddress.IPv6Network,
 )
+Unsigned = Annotated[int, msgspec.Meta(ge=0)]
 
 
-def _text(value: Any) -> str:
+def _text(key: str, value: Any) -> str:
     # On the wire every address is a string: a number or a boolean would otherwise be
     # taken by ipaddress as an integer address (0 -> 0.0.0.0/32).
     if not isinstance(value, str):
-        raise ValueError("must be a string")
+        raise ValueError(f"{key}: must be a string")
     return value
 
 
-def _as_interface(value: Any) -> Any:
-    return value if isinstance(value, _PARSED) else ipaddress.ip_interface(_text(value))
+def _parse(struct: msgspec.Struct, key: str, parse: Any, value: Any) -> None:
+    if value is None or isinstance(value, _PARSED):
+        return
+    try:
+        msgspec.structs.force_setattr(struct, key, parse(_text(key, value)))
+    except ValueError as exc:
+        message = str(exc)
+        raise ValueError(message if message.startswith(f"{key}: ") else f"{key}: {message}") from exc
 
 
-def _as_network(value: Any) -> Any:
+def _as_network(text: str) -> IPNetwork:
     # Like Go's net.ParseCIDR: host bits are allowed and masked off.
-    return value if isinstance(value, _PARSED) else ipaddress.ip_network(_text(value), strict=False)
+    return ipaddress.ip_network(text, strict=False)
 
 
-def _as_address(value: Any) -> Any:
-    if value == "" or value is None:
-        return None
-    return value if isinstance(value, _PARSED) else ipaddress.ip_address(_text(value))
+def _gateway(struct: msgspec.Struct, key: str, value: Any) -> None:
+    if value == "":
+        msgspec.structs.force_setattr(struct, key, None)
+    else:
+        _parse(struct, key, ipaddress.ip_address, value)
 
 
-Address = Annotated[IPInterface, BeforeValidator(_as_interface)]
-Network = Annotated[IPNetwork, BeforeValidator(_as_network)]
-Gateway = Annotated[IPAddress | None, BeforeValidator(_as_address)]
-
-_FROZEN = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
-
-
-class Interface(BaseModel):
-    model_config = _FROZEN
+class Interface(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     mac: str = ""
     mtu: int | None = None
     sandbox: str = ""
-    socket_path: str = Field("", alias="socketPath")
-    pci_id: str = Field("", alias="pciID")
+    socket_path: str = msgspec.field(default="", name="socketPath")
+    pci_id: str = msgspec.field(default="", name="pciID")
 
 
-class IPConfig(BaseModel):
-    model_config = _FROZEN
+class IPConfig(msgspec.Struct, frozen=True, kw_only=True):
     address: Address
     gateway: Gateway = None
-    interface: int | None = Field(None, ge=0)  # an index into `interfaces` (spec: uint)
+    interface: Unsigned | None = None  # an index into `interfaces` (spec: uint)
+
+    def __post_init__(self) -> None:
+        if self.address is None:
+            raise ValueError("address: must be a string")
+        _parse(self, "address", ipaddress.ip_interface, self.address)
+        _gateway(self, "gateway", self.gateway)
 
     @property
     def family(self) -> int:
         return self.address.version
 
 
-class Route(BaseModel):
-    model_config = _FROZEN
+class Route(msgspec.Struct, frozen=True, kw_only=True):
     dst: Network
     gw: Gateway = None
     mtu: int | None = None
@@ -89,9 +99,14 @@ class Route(BaseModel):
     table: int | None = None
     scope: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.dst is None:
+            raise ValueError("dst: must be a string")
+        _parse(self, "dst", _as_network, self.dst)
+        _gateway(self, "gw", self.gw)
 
-class DNS(BaseModel):
-    model_config = _FROZEN
+
+class DNS(msgspec.Struct, frozen=True, kw_only=True):
     nameservers: list[str] = []
     domain: str = ""
     search: list[str] = []
@@ -100,12 +115,20 @@ class DNS(BaseModel):
     def is_empty(self) -> bool:
         return not (self.nameservers or self.domain or self.search or self.options)
 
+    def to_wire(self) -> dict[str, Any]:
+        """The keys that are set (what a result and network-status carry)."""
+        doc: dict[str, Any] = {}
+        for key in ("nameservers", "domain", "search", "options"):
+            value = getattr(self, key)
+            if value:
+                doc[key] = value
+        return doc
 
-class Result(BaseModel):
+
+class Result(msgspec.Struct, frozen=True, kw_only=True):
     """A plugin's ADD result, held in the newest shape; `to_wire` speaks any version."""
 
-    model_config = _FROZEN
-    cni_version: str = Field(version.CURRENT_VERSION, alias="cniVersion")
+    cni_version: str = msgspec.field(default=version.CURRENT_VERSION, name="cniVersion")
     interfaces: list[Interface] = []
     ips: list[IPConfig] = []
     routes: list[Route] = []
@@ -121,13 +144,9 @@ class Result(BaseModel):
         raw_version = doc.get("cniVersion") or version.CURRENT_VERSION
         try:
             version.require_supported(str(raw_version))
-            return cls.model_validate(doc)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(part) for part in first["loc"])
-            raise CniError(Code.DECODING_FAILURE, f"{where}.{loc}: {first['msg']}", str(exc)) from exc
         except CniError as err:
             raise err.prefixed(where) from err
+        return decode.decode(cls, doc, where=where, code=Code.DECODING_FAILURE)
 
     def to_wire(self, cni_version: str) -> dict[str, Any]:
         """The result as `cni_version` shapes it (fields that version lacks are dropped)."""
@@ -142,11 +161,11 @@ class Result(BaseModel):
         if self.routes:
             doc["routes"] = [_route_wire(r, is_11) for r in self.routes]
         if not self.dns.is_empty():
-            doc["dns"] = self.dns.model_dump(exclude_defaults=True)
+            doc["dns"] = self.dns.to_wire()
         return doc
 
     def with_version(self, cni_version: str) -> Result:
-        return self.model_copy(update={"cni_version": cni_version})
+        return msgspec.structs.replace(self, cni_version=cni_version)
 
 
 def convert(doc: Any, cni_version: str, *, where: str = "result") -> dict[str, Any]:

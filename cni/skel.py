@@ -7,7 +7,6 @@ anything else becomes code 999 with a one-line message (the traceback goes to th
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 import logging
@@ -15,7 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from typing import IO, Any, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 
 from cni import args as cni_args
 from cni import logfile, version
@@ -54,9 +53,10 @@ class WireResult(Protocol):
 AddResult = WireResult | Mapping[str, Any]
 
 
-@dataclasses.dataclass(frozen=True)
-class CmdArgs:
-    """One CNI invocation, as the runtime gave it."""
+class CmdArgs(NamedTuple):
+    """One CNI invocation, as the runtime gave it. (A NamedTuple, not a dataclass: every
+    exec'd call imports this module, and `dataclasses` costs it `inspect` and generated
+    code; msgspec is more than VERSION should load.)"""
 
     command: str
     container_id: str = ""
@@ -82,11 +82,10 @@ class CmdArgs:
         }
 
     def replace(self, **changes: Any) -> CmdArgs:
-        return dataclasses.replace(self, **changes)
+        return self._replace(**changes)
 
 
-@dataclasses.dataclass(frozen=True)
-class Plugin:
+class Plugin(NamedTuple):
     """A plugin's verbs. CHECK left None answers with an error saying it is not built;
     STATUS left None means always ready and GC left None means nothing to collect (both
     succeed, as in libcni's skel)."""
@@ -188,10 +187,19 @@ def load_json(stdin: bytes) -> dict[str, Any]:
     return doc
 
 
+def key_any_case(doc: Mapping[str, Any], key: str) -> Any:
+    """`doc[key]`, or the first key equal to it but for case (Go's encoding/json matches
+    keys so, and the reference skeleton reads cniVersion with it); None when absent."""
+    if key in doc:
+        return doc[key]
+    folded = key.lower()
+    return next((value for name, value in doc.items() if isinstance(name, str) and name.lower() == folded), None)
+
+
 def config_version(conf: Mapping[str, Any]) -> str:
     """The version to answer in for `conf`: negotiated from cniVersion / cniVersions."""
-    raw_version = conf.get("cniVersion")
-    raw_versions = conf.get("cniVersions")
+    raw_version = key_any_case(conf, "cniVersion")
+    raw_versions = key_any_case(conf, "cniVersions")
     if raw_version is not None and not isinstance(raw_version, str):
         raise CniError(Code.INVALID_NETWORK_CONFIG, "cniVersion: must be a string")
     if raw_versions is not None and (
@@ -344,7 +352,7 @@ def _parse_quietly(raw: bytes) -> Any:
 
 def _peek_version(raw: bytes, default: str = version.CURRENT_VERSION) -> str:
     doc = _parse_quietly(raw)
-    found = doc.get("cniVersion") if isinstance(doc, dict) else None
+    found = key_any_case(doc, "cniVersion") if isinstance(doc, dict) else None
     return found if isinstance(found, str) and version.is_supported(found) else default
 
 

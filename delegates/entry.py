@@ -1,7 +1,7 @@
 """Console-script entry points of the shipped delegates (`netplex-bridge`, ...).
 
 Each answers VERSION from the standard-library skeleton and imports its plugin module
-(pydantic, pyroute2) only for real work."""
+(msgspec models, pyroute2) only for real work."""
 
 from __future__ import annotations
 

@@ -5,11 +5,10 @@ A conflist runs as a chain (cni.chain); built-in types run in-process when allow
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from typing import Any
-
-from pydantic import ValidationError
 
 from cni import chain, faultpoint, invoke, skel, version
 from cni.config import Conflist
@@ -54,7 +53,7 @@ def _add_each(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise CniError(Code.TRY_AGAIN_LATER, "the ADD deadline (addTimeout) passed before this network")
-            network = Conflist.model_validate(attachment.conflist)
+            network = Conflist.from_doc(attachment.conflist, where="conflist")
             faultpoint.reached("attach.before-delegate")
             ran = True
             # Ambient too: a built-in runs under it in a worker thread, and the IPAM it
@@ -141,7 +140,7 @@ def check_all(entry: cache.CacheEntry, args: skel.CmdArgs, *, builtins: Builtins
             raise CniError(Code.INVALID_ENVIRONMENT, f"{entry.pod}:{attachment.network} was never added")
         try:
             chain.check(
-                Conflist.model_validate(attachment.conflist),
+                Conflist.from_doc(attachment.conflist, where="conflist"),
                 delegate_args(args, attachment),
                 prev_result=attachment.result,
                 capability_args=attachment.capability_args,
@@ -177,9 +176,9 @@ def gc_delegates(
     errors: list[CniError] = []
     for name, conflist in networks.items():
         try:
-            network = Conflist.model_validate(conflist)
-        except ValidationError as exc:  # a cache written by another version: never block GC on it
-            log.warning("GC of network %r skipped: its recorded config is not valid: %s", name, exc)
+            network = Conflist.from_doc(conflist, where="conflist")
+        except CniError as err:  # a cache written by another version: never block GC on it
+            log.warning("GC of network %r skipped: its recorded config is not valid: %s", name, err.msg)
             continue
         if not version.at_least(network.version, "1.1.0"):
             continue  # GC exists from CNI 1.1 on; older delegates would refuse it
@@ -225,7 +224,7 @@ def _delete_one(
     attachment: cache.CachedAttachment, args: skel.CmdArgs, *, builtins: Builtins | None, timeout: float
 ) -> None:
     chain.delete(
-        Conflist.model_validate(attachment.conflist),
+        Conflist.from_doc(attachment.conflist, where="conflist"),
         delegate_args(args, attachment),
         prev_result=attachment.result,
         capability_args=attachment.capability_args,
@@ -249,7 +248,7 @@ def _rollback(
     builtins: Builtins | None,
     timeout: float,
 ) -> None:
-    undone = cache.CacheEntry.model_validate(entry.model_dump(by_alias=True))
+    undone = copy.deepcopy(entry)
     undone.attachments = undone.attachments[: upto + 1]
     try:
         delete_all(undone, args.replace(command="DEL"), cni_dir=cni_dir, builtins=builtins, timeout=timeout)

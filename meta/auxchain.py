@@ -16,9 +16,8 @@ NetworkAttachmentDefinition.
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
-from cni.config import Conflist
 from cni.errors import CniError, Code
 from meta import netconfs
 from meta.config import MetaConf
@@ -36,8 +35,8 @@ def with_auxiliary_chain(conf: MetaConf, cluster: Attachment) -> Attachment:
             Code.INVALID_NETWORK_CONFIG,
             f"auxiliaryCNIChainName: no CNI config named {name!r} in confDir {conf.conf_dir!r}",
         )
-    chain: Conflist = cluster.conflist.model_copy(update={"plugins": [*cluster.conflist.plugins, *aux.plugins]})
-    return dataclasses.replace(cluster, conflist=chain)
+    chain = cluster.conflist.replace(plugins=[*cluster.conflist.plugins, *aux.plugins])
+    return msgspec.structs.replace(cluster, conflist=chain)
 
 
 def default_network_file(conf: MetaConf, element: NetworkSelection) -> Attachment | None:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
-from cni import skel, store
+from cni import decode, skel, store
 from cni.errors import CniError, Code
 from meta import cachepath
 
@@ -28,38 +28,39 @@ CACHE_FORMAT = 1
 State = Literal["pending", "added", "failed"]
 
 
-class CachedAttachment(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+class CachedAttachment(msgspec.Struct, kw_only=True):
+    """One attachment as recorded (mutable: its state and result are filled in as it runs)."""
 
     network: str  # "namespace/name", or the cluster network's name
     ifname: str
     conflist: dict[str, Any]
-    capability_args: dict[str, Any] = Field({}, alias="capabilityArgs")
-    cni_args: str = Field("", alias="cniArgs")
-    is_cluster_network: bool = Field(False, alias="isClusterNetwork")
-    default_route: list[str] = Field([], alias="defaultRoute")  # NPWG default-route gateways
+    capability_args: dict[str, Any] = msgspec.field(default_factory=dict, name="capabilityArgs")
+    cni_args: str = msgspec.field(default="", name="cniArgs")
+    is_cluster_network: bool = msgspec.field(default=False, name="isClusterNetwork")
+    # NPWG default-route gateways
+    default_route: list[str] = msgspec.field(default_factory=list, name="defaultRoute")
     # The node's own cluster network (a file or `delegates`, not a NAD) runs the plugin
     # binary the node installed, when there is one, rather than netplex's built-in.
-    prefer_binaries: bool = Field(False, alias="preferBinaries")
+    prefer_binaries: bool = msgspec.field(default=False, name="preferBinaries")
     state: State = "pending"
     result: dict[str, Any] | None = None
 
 
-class CacheEntry(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+class CacheEntry(msgspec.Struct, kw_only=True):
+    """One invocation's cache file."""
 
     format: int = CACHE_FORMAT
-    container_id: str = Field(alias="containerID")
+    container_id: str = msgspec.field(name="containerID")
     ifname: str
     netns: str = ""
-    pod_namespace: str = Field("", alias="podNamespace")
-    pod_name: str = Field("", alias="podName")
-    pod_uid: str = Field("", alias="podUID")
-    cni_version: str = Field("", alias="cniVersion")
+    pod_namespace: str = msgspec.field(default="", name="podNamespace")
+    pod_name: str = msgspec.field(default="", name="podName")
+    pod_uid: str = msgspec.field(default="", name="podUID")
+    cni_version: str = msgspec.field(default="", name="cniVersion")
     # The interface group every link this invocation creates joins (0: none, an older
     # cache): DEL removes them in one RTM_DELLINK before the delegates' own DELs.
-    interface_group: int = Field(0, alias="interfaceGroup")
-    attachments: list[CachedAttachment] = []
+    interface_group: int = msgspec.field(default=0, name="interfaceGroup")
+    attachments: list[CachedAttachment] = msgspec.field(default_factory=list)
 
     @property
     def pod(self) -> str:
@@ -94,7 +95,7 @@ def other_ifnames(cni_dir: str, container_id: str, ifname: str) -> list[str]:
 
 def write(cni_dir: str, entry: CacheEntry) -> None:
     try:
-        store.write_json(path_for(cni_dir, entry.container_id, entry.ifname), entry.model_dump(by_alias=True))
+        store.write_json(path_for(cni_dir, entry.container_id, entry.ifname), msgspec.to_builtins(entry))
     except OSError as exc:
         raise CniError(Code.IO_FAILURE, f"cannot write cache in cniDir {cni_dir!r}: {exc.strerror}") from exc
 
@@ -112,8 +113,8 @@ def read(cni_dir: str, container_id: str, ifname: str) -> CacheEntry | None:
             store.remove(path)
         return None
     try:
-        entry = CacheEntry.model_validate(doc)
-    except ValidationError as exc:
+        entry = decode.convert(CacheEntry, doc)
+    except msgspec.ValidationError as exc:
         raise CniError(Code.DECODING_FAILURE, f"cache {path!r} is not a netplex cache", str(exc)) from exc
     if (entry.container_id, entry.ifname) != (container_id, ifname):
         raise CniError(
@@ -146,8 +147,8 @@ def list_entries(cni_dir: str) -> list[CacheEntry]:
             continue
         try:
             doc = store.read_json(os.path.join(directory, name))
-            entries.append(CacheEntry.model_validate(doc))
-        except (OSError, ValueError, ValidationError):
+            entries.append(decode.convert(CacheEntry, doc))
+        except (OSError, ValueError, msgspec.ValidationError):
             continue
     return entries
 

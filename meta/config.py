@@ -15,10 +15,9 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from importlib import resources
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, StrictBool, StrictFloat, model_validator
+import msgspec
 
 from cni import config as cni_config
 from cni import skel
@@ -58,68 +57,51 @@ _KNOWN_KEYS = frozenset(
 )
 
 
-def _namespace_list(value: Any) -> Any:
-    """Multus writes globalNamespaces as one comma-separated string; accept a list too."""
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
+Timeout = Annotated[float, msgspec.Meta(gt=0, le=3600)]
+# Keys with a second spelling: (the field's wire name, the other spelling). The first wins.
+_ALIASES = (("netplexNamespace", "multusNamespace"), ("readinessindicatorfile", "readinessIndicatorFile"))
 
 
-NamespaceList = Annotated[tuple[str, ...], BeforeValidator(_namespace_list)]
-
-
-class MetaConf(NetConf):
-    """The meta-plugin config. Field defaults are Multus's where Multus has the key."""
+class MetaConf(NetConf, frozen=True, kw_only=True):
+    """The meta-plugin config. Field defaults are Multus's where Multus has the key.
+    `load_meta_conf` reads the second spellings (`multusNamespace`, `readinessIndicatorFile`)
+    and Multus's comma-separated `globalNamespaces` into these fields first."""
 
     kubeconfig: str = ""
-    cluster_network: str = Field("", alias="clusterNetwork")
+    cluster_network: str = msgspec.field(default="", name="clusterNetwork")
     delegates: list[dict[str, Any]] = []
-    default_networks: tuple[str, ...] = Field((), alias="defaultNetworks")
-    conf_dir: str = Field(DEFAULT_CONF_DIR, alias="confDir")
-    cni_dir: str = Field(DEFAULT_CNI_DIR, alias="cniDir")
-    bin_dir: str = Field(DEFAULT_BIN_DIR, alias="binDir")
-    log_file: str = Field("", alias="logFile")
-    log_level: Literal["", "debug", "verbose", "info", "warning", "error", "panic"] = Field("", alias="logLevel")
-    log_to_stderr: StrictBool = Field(True, alias="logToStderr")
-    log_options: dict[str, Any] | None = Field(None, alias="logOptions")  # rotation: cni/logrotate.py
-    namespace_isolation: StrictBool = Field(False, alias="namespaceIsolation")
+    default_networks: tuple[str, ...] = msgspec.field(default=(), name="defaultNetworks")
+    conf_dir: str = msgspec.field(default=DEFAULT_CONF_DIR, name="confDir")
+    cni_dir: str = msgspec.field(default=DEFAULT_CNI_DIR, name="cniDir")
+    bin_dir: str = msgspec.field(default=DEFAULT_BIN_DIR, name="binDir")
+    log_file: str = msgspec.field(default="", name="logFile")
+    log_level: Literal["", "debug", "verbose", "info", "warning", "error", "panic"] = msgspec.field(
+        default="", name="logLevel"
+    )
+    log_to_stderr: bool = msgspec.field(default=True, name="logToStderr")
+    log_options: dict[str, Any] | None = msgspec.field(default=None, name="logOptions")  # rotation: cni/logrotate.py
+    namespace_isolation: bool = msgspec.field(default=False, name="namespaceIsolation")
     # Multus: without globalNamespaces, isolated pods may still use NADs in "default".
-    global_namespaces: NamespaceList = Field(("default",), alias="globalNamespaces")
-    system_namespaces: tuple[str, ...] = Field(("kube-system",), alias="systemNamespaces")
-    netplex_namespace: str = Field(
-        DEFAULT_NAMESPACE,
-        validation_alias=AliasChoices("netplexNamespace", "multusNamespace"),
-        serialization_alias="netplexNamespace",
-    )
-    readiness_indicator_file: str = Field(
-        "",
-        validation_alias=AliasChoices("readinessindicatorfile", "readinessIndicatorFile"),
-        serialization_alias="readinessindicatorfile",
-    )
-    retry_delete_on_error: StrictBool = Field(False, alias="retryDeleteOnError")
+    global_namespaces: tuple[str, ...] = msgspec.field(default=("default",), name="globalNamespaces")
+    system_namespaces: tuple[str, ...] = msgspec.field(default=("kube-system",), name="systemNamespaces")
+    netplex_namespace: str = msgspec.field(default=DEFAULT_NAMESPACE, name="netplexNamespace")
+    readiness_indicator_file: str = msgspec.field(default="", name="readinessindicatorfile")
+    retry_delete_on_error: bool = msgspec.field(default=False, name="retryDeleteOnError")
     # netplex's own keys
-    daemon_socket: str = Field("", alias="daemonSocket")
-    builtin_delegates: StrictBool = Field(True, alias="builtinDelegates")
-    add_timeout: StrictFloat = Field(DEFAULT_ADD_TIMEOUT, alias="addTimeout", gt=0, le=3600)
-    delegate_timeout: StrictFloat = Field(DEFAULT_DELEGATE_TIMEOUT, alias="delegateTimeout", gt=0, le=3600)
-    local_networks: str = Field(DEFAULT_LOCAL_NETWORKS, alias="localNetworks")
-    result_ips: Literal["cluster", "all"] = Field("cluster", alias="resultIPs")
-    pod_resources_socket: str = Field(DEFAULT_POD_RESOURCES_SOCKET, alias="podResourcesSocket")
-    device_info_dir: str = Field(DEFAULT_DEVICE_INFO_DIR, alias="deviceInfoDir")
+    daemon_socket: str = msgspec.field(default="", name="daemonSocket")
+    builtin_delegates: bool = msgspec.field(default=True, name="builtinDelegates")
+    add_timeout: Timeout = msgspec.field(default=DEFAULT_ADD_TIMEOUT, name="addTimeout")
+    delegate_timeout: Timeout = msgspec.field(default=DEFAULT_DELEGATE_TIMEOUT, name="delegateTimeout")
+    local_networks: str = msgspec.field(default=DEFAULT_LOCAL_NETWORKS, name="localNetworks")
+    result_ips: Literal["cluster", "all"] = msgspec.field(default="cluster", name="resultIPs")
+    pod_resources_socket: str = msgspec.field(default=DEFAULT_POD_RESOURCES_SOCKET, name="podResourcesSocket")
+    device_info_dir: str = msgspec.field(default=DEFAULT_DEVICE_INFO_DIR, name="deviceInfoDir")
     # Where Multus kept its cache (its `cniDir`): sandboxes it attached are DELed from there.
-    multus_cache_dir: str = Field(DEFAULT_MULTUS_CACHE_DIR, alias="multusCacheDir")
+    multus_cache_dir: str = msgspec.field(default=DEFAULT_MULTUS_CACHE_DIR, name="multusCacheDir")
     # A conflist in confDir run after the cluster network on its interface (meta/auxchain.py).
-    auxiliary_cni_chain_name: str = Field("", alias="auxiliaryCNIChainName")
-    ipam_roots: tuple[str, ...] = Field((), alias="ipamRoots")  # where IPAM dataDirs may live (meta/pathrules.py)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_namespace_key(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            ours, theirs = data.get("netplexNamespace"), data.get("multusNamespace")
-            if ours is not None and theirs is not None and ours != theirs:
-                raise ValueError("netplexNamespace and multusNamespace (its alias) disagree; set one")
-        return data
+    auxiliary_cni_chain_name: str = msgspec.field(default="", name="auxiliaryCNIChainName")
+    # where IPAM dataDirs may live (meta/pathrules.py)
+    ipam_roots: tuple[str, ...] = msgspec.field(default=(), name="ipamRoots")
 
     @property
     def uses_kubernetes(self) -> bool:
@@ -157,7 +139,7 @@ def load_meta_conf(raw: bytes | str | Mapping[str, Any], *, check_schema: bool =
         problems = schema_errors(doc)
         if problems:
             raise CniError(Code.INVALID_NETWORK_CONFIG, problems[0], "; ".join(problems))
-    conf = cni_config.load_conf(MetaConf, doc)
+    conf = cni_config.load_conf(MetaConf, _spelled_once(doc))
     conf.version  # noqa: B018 - raises error 1 for a version we do not speak
     _check(conf)
     skel.accept_log_file()  # the config passed: its logFile may be created now
@@ -207,8 +189,29 @@ def wait_for_readiness(
         sleep(min(interval, remaining))
 
 
+def _spelled_once(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with each key's second spelling read into its first (which wins when both are
+    there; the two namespace keys must then agree) and Multus's comma-separated
+    `globalNamespaces` string as a list."""
+    ours, theirs = doc.get("netplexNamespace"), doc.get("multusNamespace")
+    if ours is not None and theirs is not None and ours != theirs:
+        raise CniError(
+            Code.INVALID_NETWORK_CONFIG,
+            "netplexNamespace: netplexNamespace and multusNamespace (its alias) disagree; set one",
+        )
+    doc = dict(doc)
+    for first, second in _ALIASES:
+        if second in doc:
+            value = doc.pop(second)
+            doc.setdefault(first, value)
+    namespaces = doc.get("globalNamespaces")
+    if isinstance(namespaces, str):
+        doc["globalNamespaces"] = [part.strip() for part in namespaces.split(",") if part.strip()]
+    return doc
+
+
 def _check(conf: MetaConf) -> None:
-    """What pydantic's types cannot say: the cluster network, delegates and namespaces."""
+    """What the model's types cannot say: the cluster network, delegates and namespaces."""
     if not conf.cluster_network and not conf.delegates:
         raise CniError(Code.INVALID_NETWORK_CONFIG, "clusterNetwork: set clusterNetwork or delegates")
     if conf.cluster_network and conf.delegates:
@@ -244,6 +247,8 @@ def _json_path(path: Any) -> str:
 
 @functools.cache
 def _schema() -> dict[str, Any]:
+    from importlib import resources  # `netplex validate` only: not on the CNI path
+
     text = resources.files("meta.schema").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded

@@ -45,6 +45,8 @@ from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from cni import invoke, skel, store, version
 from cni.errors import CniError, Code
 from meta import (
@@ -152,7 +154,7 @@ class Daemon:
             conf = config.load_meta_conf(args.stdin)
             deadline = started + conf.add_timeout
             with self._admitted(args, conf, deadline) as remaining:
-                conf = conf.model_copy(update={"add_timeout": remaining})
+                conf = msgspec.structs.replace(conf, add_timeout=remaining)
                 factory = self.sources.for_request(conf, pod_uid=args.cni_args.get("K8S_POD_UID", ""))
                 result = plugin.add(conf, args, source_factory=factory, events=self.events)
                 self._enforce_policy(conf, args, deadline)

@@ -31,6 +31,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import msgspec
 import yaml
 
 from cni import store
@@ -79,7 +80,7 @@ class LocalSource:
         status = _read_status(status_path)
         if status is None:
             return pod
-        return dataclasses.replace(pod, annotations={**pod.annotations, NETWORK_STATUS_ANNOTATION: status})
+        return msgspec.structs.replace(pod, annotations={**pod.annotations, NETWORK_STATUS_ANNOTATION: status})
 
     def get_attachment(self, namespace: str, name: str) -> NetworkAttachment:
         namespace = namespace or DEFAULT_NAMESPACE

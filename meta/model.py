@@ -8,13 +8,13 @@ selections to attachments is meta/resolve.py's. This module holds no I/O.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import ipaddress
 import re
-from collections.abc import Mapping
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, field_validator
+import msgspec
 
 from cni.config import Conflist
 
@@ -55,6 +55,15 @@ def check_mac(value: str, *, sizes: tuple[int, ...] = (6, 20)) -> str:
     return value
 
 
+def _check(key: str, check: Callable[[str], str], value: str) -> None:
+    """Run `check` on a set `value`, its ValueError naming `key` (as msgspec wants it)."""
+    if value:
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+
+
 def check_ip(value: str) -> str:
     """`value` if it is an IP address or an IP in CIDR notation (as Multus accepts)."""
     try:
@@ -67,32 +76,42 @@ def check_ip(value: str) -> str:
     return value
 
 
-def _as_ip(value: Any) -> Any:
-    if isinstance(value, str):
+def _gateways(value: Any) -> tuple[IPAddress, ...] | None:
+    if value is None:
+        return None
+    gateways: list[IPAddress] = []
+    for item in value:
+        if isinstance(item, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            gateways.append(item)
+            continue
+        if not isinstance(item, str):
+            raise ValueError(f"default-route: {item!r} is not an IP address")
         try:
-            return ipaddress.ip_address(value)
+            gateways.append(ipaddress.ip_address(item))
         except ValueError:
-            raise ValueError(f"{value!r} is not an IP address") from None
-    return value
+            raise ValueError(f"default-route: {item!r} is not an IP address") from None
+    return tuple(gateways)
 
 
-GatewayIP = Annotated[IPAddress, BeforeValidator(_as_ip)]
+if TYPE_CHECKING:
+    Gateways = tuple[IPAddress, ...] | None
+else:  # on the wire a list of strings; `__post_init__` parses them
+    Gateways = tuple[Any, ...] | None
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class PortMapping(BaseModel):
+class PortMapping(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One `portMappings` entry (CNI CONVENTIONS, the portmap plugin's runtimeConfig)."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+    host_port: Port = msgspec.field(name="hostPort")
+    container_port: Port = msgspec.field(name="containerPort")
+    protocol: str = ""
+    host_ip: str = msgspec.field(default="", name="hostIP")
 
-    host_port: StrictInt = Field(alias="hostPort", ge=0, le=65535)
-    container_port: StrictInt = Field(alias="containerPort", ge=0, le=65535)
-    protocol: StrictStr = ""
-    host_ip: StrictStr = Field("", alias="hostIP")
-
-    @field_validator("host_ip")
-    @classmethod
-    def _host_ip(cls, value: str) -> str:
-        return check_ip(value) if value else value
+    def __post_init__(self) -> None:
+        _check("hostIP", check_ip, self.host_ip)
 
     def to_wire(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"hostPort": self.host_port, "containerPort": self.container_port}
@@ -103,83 +122,59 @@ class PortMapping(BaseModel):
         return doc
 
 
-class Bandwidth(BaseModel):
+class Bandwidth(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The `bandwidth` runtimeConfig (the bandwidth plugin): rates in bit/s, bursts in bits."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
-
-    ingress_rate: StrictInt = Field(0, alias="ingressRate", ge=0)
-    ingress_burst: StrictInt = Field(0, alias="ingressBurst", ge=0)
-    egress_rate: StrictInt = Field(0, alias="egressRate", ge=0)
-    egress_burst: StrictInt = Field(0, alias="egressBurst", ge=0)
+    ingress_rate: Count = msgspec.field(default=0, name="ingressRate")
+    ingress_burst: Count = msgspec.field(default=0, name="ingressBurst")
+    egress_rate: Count = msgspec.field(default=0, name="egressRate")
+    egress_burst: Count = msgspec.field(default=0, name="egressBurst")
 
     def to_wire(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True)
+        doc: dict[str, Any] = msgspec.to_builtins(self)
+        return doc
 
 
-class NetworkSelection(BaseModel):
+class NetworkSelection(msgspec.Struct, frozen=True, kw_only=True):
     """One element of `k8s.v1.cni.cncf.io/networks` (NPWG v1.3 section 4.1.2), plus
     Multus's `deviceID` and its pre-3.2 spelling `interfaceRequest`.
 
     `namespace` is always filled (the pod's, when the element names none).
     `default_route` is None when the key is absent and () when it is an empty list.
-    Unknown keys are kept in `model_extra` (the caller warns about them).
+    Unknown keys are ignored (the caller warns about them: `decode.unknown_keys`).
     """
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="allow")
-
-    name: StrictStr
-    namespace: StrictStr = ""
-    interface: StrictStr = ""
-    ips: tuple[StrictStr, ...] = ()
-    mac: StrictStr = ""
-    default_route: tuple[GatewayIP, ...] | None = Field(None, alias="default-route")
-    port_mappings: tuple[PortMapping, ...] = Field((), alias="portMappings")
+    name: str
+    namespace: str = ""
+    interface: str = ""
+    ips: tuple[str, ...] = ()
+    mac: str = ""
+    default_route: Gateways = msgspec.field(default=None, name="default-route")
+    port_mappings: tuple[PortMapping, ...] = msgspec.field(default=(), name="portMappings")
     bandwidth: Bandwidth | None = None
-    cni_args: dict[str, Any] | None = Field(None, alias="cni-args")
-    infiniband_guid: StrictStr = Field("", alias="infiniband-guid")
-    ipam_claim_reference: StrictStr = Field("", alias="ipam-claim-reference")
-    device_id: StrictStr = Field("", alias="deviceID")
+    cni_args: dict[str, Any] | None = msgspec.field(default=None, name="cni-args")
+    infiniband_guid: str = msgspec.field(default="", name="infiniband-guid")
+    ipam_claim_reference: str = msgspec.field(default="", name="ipam-claim-reference")
+    device_id: str = msgspec.field(default="", name="deviceID")
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not is_object_name(value):
+    def __post_init__(self) -> None:
+        if not is_object_name(self.name):
             raise ValueError(
-                f"{value[:80]!r} is not a valid object name (a DNS-1123 subdomain: lower case a-z, 0-9, '-', '.')"
+                f"name: {self.name[:80]!r} is not a valid object name "
+                "(a DNS-1123 subdomain: lower case a-z, 0-9, '-', '.')"
             )
-        return value
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str) -> str:
-        if value and not is_namespace(value):
-            raise ValueError(f"{value[:80]!r} is not a valid namespace (a DNS-1123 label: lower case a-z, 0-9, '-')")
-        return value
-
-    @field_validator("ips")
-    @classmethod
-    def _ips(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for ip in value:
-            check_ip(ip)
-        return value
-
-    @field_validator("mac")
-    @classmethod
-    def _mac(cls, value: str) -> str:
-        return check_mac(value) if value else value
-
-    @field_validator("infiniband_guid")
-    @classmethod
-    def _guid(cls, value: str) -> str:
-        return check_mac(value, sizes=(_GUID_BYTES, 20)) if value else value
-
-    @field_validator("ipam_claim_reference")
-    @classmethod
-    def _claim(cls, value: str) -> str:
-        if value and not is_object_name(value):
-            raise ValueError(f"{value[:80]!r} is not a valid object name")
-        return value
+        if self.namespace and not is_namespace(self.namespace):
+            raise ValueError(
+                f"namespace: {self.namespace[:80]!r} is not a valid namespace "
+                "(a DNS-1123 label: lower case a-z, 0-9, '-')"
+            )
+        for ip in self.ips:
+            _check("ips", check_ip, ip)
+        _check("mac", check_mac, self.mac)
+        _check("infiniband-guid", functools.partial(check_mac, sizes=(_GUID_BYTES, 20)), self.infiniband_guid)
+        if self.ipam_claim_reference and not is_object_name(self.ipam_claim_reference):
+            raise ValueError(f"ipam-claim-reference: {self.ipam_claim_reference[:80]!r} is not a valid object name")
+        msgspec.structs.force_setattr(self, "default_route", _gateways(self.default_route))
 
     @property
     def key(self) -> str:
@@ -204,8 +199,7 @@ class NetworkSelection(BaseModel):
         return args
 
 
-@dataclasses.dataclass(frozen=True)
-class Attachment:
+class Attachment(msgspec.Struct, frozen=True):
     """One network the pod gets, ready to run: the delegate conflist (as read, with only
     spec keys injected: `name`, `cniVersion`, and `args.cni` from the element's cni-args),
     the ifname it gets, and the runtimeConfig values for its capabilities.
@@ -220,7 +214,7 @@ class Attachment:
     conflist: Conflist
     is_cluster_network: bool = False
     selection: NetworkSelection | None = None
-    capability_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    capability_args: Mapping[str, Any] = msgspec.field(default_factory=dict)
     resource_name: str = ""  # the NAD's k8s.v1.cni.cncf.io/resourceName annotation
     device_id: str = ""  # the element's deviceID (a device plugin's, when the caller knows it)
     origin: str = ""  # where the config came from: "nad", "file:<path>" or "delegates[<i>]"
@@ -238,8 +232,7 @@ class Attachment:
 Plan = list[Attachment]
 
 
-@dataclasses.dataclass(frozen=True)
-class DefaultRoute:
+class DefaultRoute(msgspec.Struct, frozen=True):
     """NPWG `default-route`: attachment `owner` (an index into the plan) keeps the pod's
     default route of IP `family` (4 or 6); every other attachment loses its default route
     of that family. `gateway` None means: keep the owner's own default route as its

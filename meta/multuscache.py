@@ -33,9 +33,9 @@ import logging
 import os
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
-from cni import skel, store
+from cni import decode, skel, store
 from cni.errors import CniError, Code
 from meta import cache, netconfs
 
@@ -47,24 +47,22 @@ LIBCNI_CACHE_KIND = "cniCacheV1"
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 
 
-class MultusDelegate(BaseModel):
+class MultusDelegate(msgspec.Struct, frozen=True, kw_only=True):
     """One `types.DelegateNetConf`, as `json.Marshal` writes it (Go field names where the
     struct has no json tag)."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
-    conf: dict[str, Any] | None = Field(None, alias="Conf")
-    conf_list: dict[str, Any] | None = Field(None, alias="ConfList")
-    name: str = Field("", alias="Name")
-    ifname_request: str = Field("", alias="ifnameRequest")
-    mac_request: str = Field("", alias="macRequest")
-    ip_request: list[str] | None = Field(None, alias="ipRequest")
-    gateway_request: list[str] | None = Field(None, alias="default-route")
-    is_filter_v4_gateway: bool = Field(False, alias="IsFilterV4Gateway")
-    is_filter_v6_gateway: bool = Field(False, alias="IsFilterV6Gateway")
-    device_id: str = Field("", alias="deviceID")
-    resource_name: str = Field("", alias="resourceName")
-    raw: str | None = Field(None, alias="Bytes")  # base64 of the delegate's config
+    conf: dict[str, Any] | None = msgspec.field(default=None, name="Conf")
+    conf_list: dict[str, Any] | None = msgspec.field(default=None, name="ConfList")
+    name: str = msgspec.field(default="", name="Name")
+    ifname_request: str = msgspec.field(default="", name="ifnameRequest")
+    mac_request: str = msgspec.field(default="", name="macRequest")
+    ip_request: list[str] | None = msgspec.field(default=None, name="ipRequest")
+    gateway_request: list[str] | None = msgspec.field(default=None, name="default-route")
+    is_filter_v4_gateway: bool = msgspec.field(default=False, name="IsFilterV4Gateway")
+    is_filter_v6_gateway: bool = msgspec.field(default=False, name="IsFilterV6Gateway")
+    device_id: str = msgspec.field(default="", name="deviceID")
+    resource_name: str = msgspec.field(default="", name="resourceName")
+    raw: str | None = msgspec.field(default=None, name="Bytes")  # base64 of the delegate's config
 
     def config_bytes(self) -> bytes:
         if not self.raw:
@@ -75,18 +73,16 @@ class MultusDelegate(BaseModel):
             raise ValueError(f"Bytes of delegate {self.name!r} is not base64: {exc}") from exc
 
 
-class LibcniCache(BaseModel):
+class LibcniCache(msgspec.Struct, frozen=True, kw_only=True):
     """libcni's `cachedInfo` (kind cniCacheV1)."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
     kind: str = ""
-    container_id: str = Field("", alias="containerId")
-    if_name: str = Field("", alias="ifName")
-    network_name: str = Field("", alias="networkName")
+    container_id: str = msgspec.field(default="", name="containerId")
+    if_name: str = msgspec.field(default="", name="ifName")
+    network_name: str = msgspec.field(default="", name="networkName")
     netns: str = ""
-    cni_args: list[list[str]] | None = Field(None, alias="cniArgs")
-    capability_args: dict[str, Any] | None = Field(None, alias="capabilityArgs")
+    cni_args: list[list[str]] | None = msgspec.field(default=None, name="cniArgs")
+    capability_args: dict[str, Any] | None = msgspec.field(default=None, name="capabilityArgs")
     result: dict[str, Any] | None = None
 
 
@@ -120,8 +116,8 @@ def read_record(path: str) -> list[MultusDelegate]:
         doc = json.loads(data)
         if not isinstance(doc, list) or not doc:
             raise ValueError("not a non-empty JSON list of delegates")
-        return [MultusDelegate.model_validate(item) for item in doc]
-    except (ValueError, ValidationError) as exc:
+        return [decode.convert(MultusDelegate, item) for item in doc]
+    except ValueError as exc:  # msgspec.ValidationError is one
         raise CniError(Code.DECODING_FAILURE, f"Multus cache {path!r} is not Multus's delegate list", str(exc)) from exc
 
 
@@ -156,7 +152,7 @@ def adopt(
         attachments.append(cache.CachedAttachment(
             network=delegate.name or network.name,
             ifname=delegate_ifname,
-            conflist=network.model_dump(by_alias=True, exclude_none=True),
+            conflist=network.to_doc(),
             capability_args=(cached.capability_args or {}) if cached is not None else {},
             cni_args=cni_args,
             is_cluster_network=index == 0,
@@ -204,8 +200,8 @@ def _libcni_cache(directories: list[str], network: str, container_id: str, ifnam
         if doc is None:
             continue
         try:
-            cached = LibcniCache.model_validate(doc)
-        except ValidationError:
+            cached = decode.convert(LibcniCache, doc)
+        except msgspec.ValidationError:
             continue
         if cached.kind == LIBCNI_CACHE_KIND:
             return cached

@@ -15,6 +15,7 @@ and netplex's (`<cniDir>/cache/`) never share a name."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 
@@ -57,7 +58,7 @@ def delete(
     if not args.netns and entry.netns and os.path.exists(entry.netns):
         args = args.replace(netns=entry.netns)  # GC has no netns: libcni recorded it
     cache.write(conf.cni_dir, entry)  # netplex owns the sandbox from here on
-    original = entry.model_copy(deep=True)
+    original = copy.deepcopy(entry)
     multuscache.remove_record(path)
     kept: set[str] = set()
     try:

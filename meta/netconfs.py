@@ -16,6 +16,8 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
+import msgspec
+
 from cni import config as cni_config
 from cni.config import Conflist
 from cni.errors import CniError, Code
@@ -150,7 +152,7 @@ def inject_device_id(network: _Network, device_id: str) -> _Network:
         return network
     keys = {"deviceID": device_id, "pciBusID": device_id}
     if isinstance(network, Conflist):
-        return network.model_copy(update={"plugins": [{**plugin, **keys} for plugin in network.plugins]})
+        return msgspec.structs.replace(network, plugins=[{**plugin, **keys} for plugin in network.plugins])
     doc = dict(network)
     if isinstance(doc.get("plugins"), list):
         doc["plugins"] = [{**plugin, **keys} if isinstance(plugin, Mapping) else plugin for plugin in doc["plugins"]]

@@ -100,7 +100,7 @@ def check_plan(roots: Iterable[str], plan: Iterable[Any]) -> None:
     if not roots:
         return
     for attachment in plan:
-        check_ipam_data_dirs(attachment.network, attachment.conflist.model_dump(by_alias=True), roots)
+        check_ipam_data_dirs(attachment.network, attachment.conflist.to_doc(), roots)
 
 
 def ipam_data_dirs(conflist: Mapping[str, Any]) -> list[str]:

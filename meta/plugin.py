@@ -7,12 +7,14 @@ returns the merged result. DEL, CHECK and GC work from the cache alone."""
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import logging
 import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from cni import faultpoint, invoke, skel
 from cni.args import format_cni_args
@@ -35,8 +37,7 @@ VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 DEFAULT_NAMESPACE = "default"
 
 
-@dataclasses.dataclass(frozen=True)
-class PodIdentity:
+class PodIdentity(msgspec.Struct, frozen=True):
     """Who the sandbox belongs to, from CNI_ARGS (containerd passes all four keys,
     podman only K8S_POD_NAME: the namespace then defaults to `default`)."""
 
@@ -239,7 +240,7 @@ def gc(conf: config.MetaConf, args: skel.CmdArgs) -> None:
         if (entry.container_id, entry.ifname) in valid:
             kept.append(entry)
             continue
-        stale_entries.append(entry.model_copy(deep=True))
+        stale_entries.append(copy.deepcopy(entry))
         stale = call.replace(
             command="DEL", container_id=entry.container_id, ifname=entry.ifname,
             netns=entry.netns if entry.netns and os.path.exists(entry.netns) else "",
@@ -346,7 +347,7 @@ def _cached(attachment: Attachment, identity: PodIdentity, args: skel.CmdArgs) -
     return cache.CachedAttachment(
         network=attachment.network,
         ifname=attachment.ifname,
-        conflist=attachment.conflist.model_dump(by_alias=True, exclude_none=True),
+        conflist=attachment.conflist.to_doc(),
         capability_args=dict(attachment.capability_args),
         # The cluster network gets the runtime's own CNI_ARGS (podman's IP=/MAC= are for it).
         cni_args=args.args if attachment.is_cluster_network else identity.delegate_cni_args(),
@@ -358,7 +359,7 @@ def _cached(attachment: Attachment, identity: PodIdentity, args: skel.CmdArgs) -
 
 def _record_results(entry: cache.CacheEntry, results: list[Result], *, cni_dir: str) -> None:
     for attachment, result in zip(entry.attachments, results, strict=True):
-        attachment.result = result.to_wire(Conflist.model_validate(attachment.conflist).version)
+        attachment.result = result.to_wire(Conflist.from_doc(attachment.conflist, where="conflist").version)
     cache.write(cni_dir, entry)
 
 
@@ -462,7 +463,7 @@ def _cni_path(conf: config.MetaConf, args: skel.CmdArgs) -> tuple[str, ...]:
 
 
 def _valid_attachments(conf: config.MetaConf) -> set[tuple[str, str]]:
-    raw = (conf.model_extra or {}).get(VALID_ATTACHMENTS, [])
+    raw = conf.given_valid_attachments([])
     if not isinstance(raw, list):
         raise CniError(Code.INVALID_NETWORK_CONFIG, f"{VALID_ATTACHMENTS}: must be a list")
     valid = set()

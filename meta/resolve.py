@@ -18,10 +18,11 @@ missing one is error 7 naming it; an unreachable source is error 11.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from cni.config import Conflist
 from cni.errors import CniError, Code
@@ -57,7 +58,7 @@ def resolve(
 ) -> list[Attachment]:
     """The pod's attachments in the order they are added (the cluster network first)."""
     annotations = pod.annotations if pod_annotations_override is None else pod_annotations_override
-    pod = dataclasses.replace(pod, namespace=pod.namespace or "default", annotations=annotations)
+    pod = msgspec.structs.replace(pod, namespace=pod.namespace or "default", annotations=annotations)
     chosen = selection.parse_selection(annotations.get(NETWORKS_ANNOTATION, ""), pod_namespace=pod.namespace)
     reader = _Reader(conf, source)
     kubelet_args = normalize_runtime_config(runtime_config)
@@ -165,10 +166,10 @@ def _cluster_network(
             conf, element)  # no such NAD: a config in confDir, as Multus falls back to
         attachment = from_file or _from_selection(element, reader)
         args = {**kubelet_args, **attachment.capability_args}
-        return dataclasses.replace(attachment, is_cluster_network=True, capability_args=args, ifname=ifname)
+        return msgspec.structs.replace(attachment, is_cluster_network=True, capability_args=args, ifname=ifname)
     if conf.cluster_network:
         found = _by_reference(conf, conf.cluster_network, reader, what="clusterNetwork")
-        return dataclasses.replace(found, is_cluster_network=True, capability_args=kubelet_args, ifname=ifname)
+        return msgspec.structs.replace(found, is_cluster_network=True, capability_args=kubelet_args, ifname=ifname)
     delegates = conf.delegate_networks()
     if not delegates:
         raise CniError(Code.INVALID_NETWORK_CONFIG, "clusterNetwork: set clusterNetwork or delegates")
@@ -298,7 +299,7 @@ def _with_cni_args(network: Conflist, cni_args: Mapping[str, Any]) -> Conflist:
         args["cni"] = {**(existing if isinstance(existing, dict) else {}), **cni_args}
         merged["args"] = args
         plugins.append(merged)
-    return network.model_copy(update={"plugins": plugins})
+    return network.replace(plugins=plugins)
 
 
 def _assign_ifnames(pending: list[Attachment], ifname: str) -> list[Attachment]:
@@ -315,7 +316,7 @@ def _assign_ifnames(pending: list[Attachment], ifname: str) -> list[Attachment]:
                 f"interface name {name!r} of network {attachment.network!r} clashes with "
                 f"network {earlier.network!r}",
             )
-        placed = dataclasses.replace(attachment, ifname=name)
+        placed = msgspec.structs.replace(attachment, ifname=name)
         taken[name] = placed
         plan.append(placed)
     return plan

@@ -14,9 +14,9 @@ import json
 import logging
 from typing import Any
 
-from pydantic import ValidationError
+import msgspec
 
-from cni import skel
+from cni import decode, skel
 from cni.errors import CniError, Code
 from meta import keyhints
 from meta.model import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, NetworkSelection
@@ -120,17 +120,16 @@ def _element(raw: Any, index: int, *, what: str, text: str | None, pod_namespace
     if not raw.get("namespace"):
         raw["namespace"] = pod_namespace
     try:
-        selection = NetworkSelection.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "element"
-        raise CniError(Code.INVALID_NETWORK_CONFIG, f"{where}: {key}: {_message(first)}", str(exc)) from exc
+        selection = decode.convert(NetworkSelection, raw)
+    except msgspec.ValidationError as exc:
+        problem = decode.message(exc, "element", raw).removeprefix("element.")
+        raise CniError(Code.INVALID_NETWORK_CONFIG, f"{where}: {problem}", str(exc)) from exc
     if selection.interface:
         try:
             skel.validate_ifname(selection.interface, variable="interface")
         except CniError as err:
             raise CniError(Code.INVALID_NETWORK_CONFIG, f"{where}: {err.msg}") from err
-    for key in sorted(selection.model_extra or {}):
+    for key in sorted(decode.unknown_keys(raw, NetworkSelection)):
         # NPWG reserves keys without a period (likely a typo); dotted keys are other
         # implementations' own.
         if "." in key:
@@ -141,8 +140,3 @@ def _element(raw: Any, index: int, *, what: str, text: str | None, pod_namespace
 
 
 SELECTION_KEYS = keyhints.model_keys(NetworkSelection) | {"interfaceRequest"}
-
-
-def _message(error: Any) -> str:
-    message = str(error.get("msg", "invalid"))
-    return message.removeprefix("Value error, ")

@@ -4,10 +4,11 @@ network-status: the Kubernetes API (meta/k8s.py) or a local directory of manifes
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any, Protocol
+
+import msgspec
 
 
 class SourceError(Exception):
@@ -30,45 +31,41 @@ class Forbidden(SourceError):
     """The source refused (401/403): netplex's credentials lack a permission."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Pod:
+class Pod(msgspec.Struct, frozen=True):
     namespace: str
     name: str
     uid: str = ""
-    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    annotations: Mapping[str, str] = msgspec.field(default_factory=dict)
     # For network policy (meta/policy/): the pod's labels, and its containers' named ports
     # (name -> (protocol, number)); empty when the source does not say.
-    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    named_ports: Mapping[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
+    labels: Mapping[str, str] = msgspec.field(default_factory=dict)
+    named_ports: Mapping[str, tuple[str, int]] = msgspec.field(default_factory=dict)
 
 
-@dataclasses.dataclass(frozen=True)
-class Namespace:
+class Namespace(msgspec.Struct, frozen=True):
     """A Kubernetes namespace, as network policy's namespaceSelector sees it."""
 
     name: str
-    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    labels: Mapping[str, str] = msgspec.field(default_factory=dict)
 
 
-@dataclasses.dataclass(frozen=True)
-class PolicyObject:
+class PolicyObject(msgspec.Struct, frozen=True):
     """A MultiNetworkPolicy as read: its identity, annotations (`policy-for`) and its spec,
     still the API's JSON (meta/policy/model.py parses it)."""
 
     namespace: str
     name: str
-    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    spec: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    annotations: Mapping[str, str] = msgspec.field(default_factory=dict)
+    spec: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
-@dataclasses.dataclass(frozen=True)
-class NetworkAttachment:
+class NetworkAttachment(msgspec.Struct, frozen=True):
     """One NetworkAttachmentDefinition: `config` is its spec.config (may be empty)."""
 
     namespace: str
     name: str
     config: str = ""
-    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    annotations: Mapping[str, str] = msgspec.field(default_factory=dict)
 
 
 def encode_network_status(status: list[dict[str, Any]]) -> str:

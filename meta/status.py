@@ -13,6 +13,8 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
+import msgspec
+
 from cni.errors import CniError, Code
 from cni.result import DNS, Interface, IPConfig, Result, Route
 from meta.model import DefaultRoute, IPAddress, NetworkSelection
@@ -118,14 +120,14 @@ def default_route_owner(plan: Sequence[Selected]) -> list[DefaultRoute]:
 def without_default_route(result: Result, *, family: int) -> Result:
     """`result` without its default routes of IP `family` (an attachment that lost them)."""
     kept = [route for route in result.routes if not (_is_default(route) and route.dst.version == family)]
-    return result.model_copy(update={"routes": kept})
+    return msgspec.structs.replace(result, routes=kept)
 
 
 def with_default_route(result: Result, *, family: int, gateway: IPAddress) -> Result:
     """`result` with its default route of IP `family` going through `gateway`."""
     kept = without_default_route(result, family=family).routes
     dst = _DEFAULT_V4 if family == 4 else _DEFAULT_V6
-    return result.model_copy(update={"routes": [*kept, Route(dst=dst, gw=gateway)]})
+    return msgspec.structs.replace(result, routes=[*kept, Route(dst=dst, gw=gateway)])
 
 
 def _status_element(
@@ -157,7 +159,7 @@ def _status_element(
             element["mtu"] = iface.mtu
     element["default"] = attachment.is_cluster_network
     if not result.dns.is_empty():
-        element["dns"] = result.dns.model_dump(exclude_defaults=True)
+        element["dns"] = result.dns.to_wire()
     if info:
         element["device-info"] = dict(info)
     gateways = [str(route.gw) for route in result.routes if _is_default(route) and route.gw is not None]
@@ -175,8 +177,8 @@ def _first_sandbox_index(result: Result) -> int | None:
 
 def _shifted(ip: IPConfig, offset: int, *, fallback: int | None) -> IPConfig:
     if ip.interface is None or ip.interface < 0:
-        return ip if fallback is None else ip.model_copy(update={"interface": fallback})
-    return ip.model_copy(update={"interface": ip.interface + offset})
+        return ip if fallback is None else msgspec.structs.replace(ip, interface=fallback)
+    return msgspec.structs.replace(ip, interface=ip.interface + offset)
 
 
 def _is_default(route: Route) -> bool:

@@ -15,13 +15,14 @@ one bad file.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import fcntl
 import logging
 import os
 import time
 from collections.abc import Iterable
+
+import msgspec
 
 from cni import store
 
@@ -33,8 +34,7 @@ CACHE_DIR = "cache"
 _IPAM_HOUSEKEEPING = ("lock", "last_reserved_ip.")
 
 
-@dataclasses.dataclass
-class Swept:
+class Swept(msgspec.Struct):
     temp_files: int = 0
     locks: int = 0
     ipam_dirs: int = 0

@@ -14,7 +14,8 @@ it is:
 
 Every problem names its place as `file:document:path` (documents count from 1, the path
 is dotted, annotation keys in brackets). Every error of an object is reported, not only
-the first (all of a model's validation errors). An unknown key of a shipped delegate, its
+the first: a model stops at its first, so the check runs again without each key found
+bad until it passes or a problem names no key it can drop. An unknown key of a shipped delegate, its
 IPAM or a selection element is a warning with the closest known key ("did you mean
 `master`?", meta.keyhints). Warnings the models log (an unknown key) are shown and do
 not fail the run. Nothing is written, and nothing but the files is read."""
@@ -22,7 +23,9 @@ not fail the run. Nothing is written, and nothing but the files is read."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -30,7 +33,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from cni import config as cni_config
 from cni import skel
@@ -56,6 +58,7 @@ TEMPLATE_PATHS: Mapping[str, tuple[str, ...]] = {
     "CronJob": ("spec", "jobTemplate", "spec", "template", "metadata"),
 }
 _PATHLIKE = re.compile(r"^[A-Za-z0-9_.\-\[\]/]+$")
+_ELEMENT = re.compile(r"^element (\d+)(?: \('(?:[^'\\]|\\.)*'\))?: (.*)$", re.DOTALL)  # a selection's
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -137,9 +140,8 @@ class _Findings:
         self.items.append((path, message, False))
 
     def cni_error(self, path: str, err: CniError) -> None:
-        """A model's errors, all of them: each message's leading `key.path: ` joins `path`."""
-        for message in all_messages(err):
-            self.error(*_join(path, message))
+        """A model's error: the message's leading `key.path: ` joins `path`."""
+        self.error(*_join(path, err.msg))
 
     def warning(self, path: str, message: str) -> None:
         self.items.append((path, message, True))
@@ -258,10 +260,15 @@ def _parse_annotation(
     parse: Callable[[str], list[model.NetworkSelection]], value: str, key: str, findings: _Findings, place: str
 ) -> None:
     try:
-        parse(value)
-    except CniError as err:
-        for message in all_messages(err):
-            findings.error(place, message.removeprefix(f"{key}: "))
+        elements = json.loads(value) if any(char in value for char in '[{"') else None
+    except (ValueError, RecursionError):
+        elements = None
+
+    def run(doc: Any) -> None:
+        parse(value if doc is None else json.dumps(doc))
+
+    for err in every_error(run, elements, lambda err: _element_path(err.msg.removeprefix(f"{key}: "))):
+        findings.error(place, err.msg.removeprefix(f"{key}: "))
 
 
 def _own_namespace(doc: dict[str, Any]) -> str:
@@ -304,15 +311,16 @@ def _check_meta(entry: dict[str, Any], findings: _Findings, path: str) -> None:
         where, message = _join(path, rest if not root and at_root else problem)
         findings.error(where, message)
         reported.add(where)
-    try:
-        with findings.at(path):
-            conf = config.load_meta_conf(entry)
-    except CniError as err:
-        for each in all_messages(err):
-            where, message = _join(path, each)
-            if where not in reported:
-                findings.error(where, message)
+    loaded: list[config.MetaConf] = []
+    with findings.at(path):
+        errors = every_error(lambda doc: loaded.append(config.load_meta_conf(doc)), entry)
+    for err in errors:
+        where, message = _join(path, err.msg)
+        if where not in reported:
+            findings.error(where, message)
+    if errors:
         return
+    conf = loaded[0]
     if conf.cluster_network:
         return  # delegates are ignored then (MetaConf warns)
     for number, network in enumerate(conf.delegate_networks()):
@@ -336,28 +344,99 @@ def _check_plugin(network: Conflist, index: int, findings: _Findings, path: str)
     for run_check in checks:
         if run_check is None:
             continue
-        try:
-            with findings.at(path):
-                run_check(stdin)
-        except CniError as err:
+        with findings.at(path):
+            errors = every_error(functools.partial(_run_on, run_check), json.loads(stdin))
+        for err in errors:
             findings.cni_error(path, err)
 
 
-def all_messages(err: CniError) -> list[str]:
-    """`err.msg`, or one message per validation error when a model found several (the
-    message's prefix before the first error's key is kept for each)."""
-    cause = err.__cause__
-    if not isinstance(cause, ValidationError) or len(cause.errors()) < 2:
-        return [err.msg]
-    errors = cause.errors()
-    first_key = ".".join(str(part) for part in errors[0]["loc"]) or "config"
-    at = err.msg.find(f"{first_key}: ")
-    prefix = err.msg[:at] if at >= 0 else ""
-    return [
-        f"{prefix}{'.'.join(str(part) for part in error['loc']) or 'config'}: "
-        f"{str(error.get('msg', 'invalid')).removeprefix('Value error, ')}"
-        for error in errors
-    ]
+MAX_RERUNS = 64
+
+
+def _run_on(check: Callable[[bytes], object], doc: Any) -> None:
+    check(json.dumps(doc).encode())
+
+
+def every_error(
+    run: Callable[[Any], object],
+    doc: Any,
+    key_path: Callable[[CniError], list[str | int] | None] | None = None,
+) -> list[CniError]:
+    """Every error `run(doc)` finds, not only the first: after each, `run` goes again on
+    `doc` without the key the error names (`key_path(err)`, by default the message's
+    leading `a.0.b: `), until it passes or names no key `doc` has. A later error that
+    names no key, or one at or around a dropped key, may come of the dropping: not kept."""
+    found: list[CniError] = []
+    dropped: list[list[str | int]] = []
+    doc = copy.deepcopy(doc)
+    for _ in range(MAX_RERUNS):
+        try:
+            run(doc)
+        except CniError as err:
+            steps = key_path(err) if key_path is not None else _message_path(err.msg, doc)
+            if found and (not steps or any(_overlap(steps, gone) for gone in dropped)):
+                break
+            found.append(err)
+            if not steps or not _drop(doc, steps):
+                break
+            dropped.append(steps)
+        else:
+            break
+    return found
+
+
+def _overlap(one: list[str | int], other: list[str | int]) -> bool:
+    """True when one path is the other or lies inside it."""
+    shorter = min(len(one), len(other))
+    return one[:shorter] == other[:shorter]
+
+
+def _message_path(message: str, doc: Any) -> list[str | int] | None:
+    """The steps into `doc` of a message's leading key path (`delegates.1.type: ...`);
+    keys may hold dots themselves (`cni.dev/valid-attachments`)."""
+    head, sep, _ = message.partition(": ")
+    if not sep:
+        return None
+    steps: list[str | int] = []
+    node, rest = doc, head
+    while rest:
+        if isinstance(node, dict):
+            keys = [key for key in node if isinstance(key, str) and (rest == key or rest.startswith(f"{key}."))]
+            if not keys:
+                return steps or None
+            step: str | int = max(keys, key=len)
+        elif isinstance(node, list) and rest.split(".", 1)[0].isdigit() and int(rest.split(".", 1)[0]) < len(node):
+            step = int(rest.split(".", 1)[0])
+        else:
+            return steps or None
+        steps.append(step)
+        node, rest = node[step], rest[len(str(step)) + 1:]
+    return steps
+
+
+def _element_path(message: str) -> list[str | int] | None:
+    """`element 1 ('b'): ips: ...` as the steps [1, "ips"] into the annotation's list."""
+    found = _ELEMENT.match(message)
+    if found is None:
+        return None
+    key = found.group(2).partition(": ")[0].split(".")[0]
+    return [int(found.group(1)), key] if _PATHLIKE.match(key) else None
+
+
+def _drop(doc: Any, steps: list[str | int]) -> bool:
+    """Remove the innermost mapping key along `steps`; False when there is none to remove."""
+    node, last = doc, None
+    for index, step in enumerate(steps):
+        if isinstance(node, dict) and isinstance(step, str) and step in node:
+            last = (node, step)
+        elif not (isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)):
+            break
+        if index < len(steps) - 1:
+            node = node[step]
+    if last is None:
+        return False
+    del last[0][last[1]]
+    return True
 
 
 def _check_keys(plugin: Mapping[str, Any], findings: _Findings, path: str) -> None:

@@ -11,13 +11,14 @@ the key (the reference reports most of these as code 999). Departures, each a su
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+import msgspec
 
+from cni import decode
 from cni.config import NetConf, load_conf
 from cni.errors import CniError, Code
 
@@ -28,52 +29,22 @@ MAX_MTU = 65535  # ETH_MAX_MTU
 _IFNAME_FORBIDDEN = re.compile(r"[/:\s]")
 
 
-def _casefold_keys(data: Any, model: type[BaseModel]) -> Any:
-    """Rename keys that match one of `model`'s wire names in another case, as Go does."""
-    if not isinstance(data, Mapping):
-        return data
-    wanted = {(field.alias or name).lower(): field.alias or name for name, field in model.model_fields.items()}
-    renamed = dict(data)
-    for key in data:
-        canonical = wanted.get(key.lower()) if isinstance(key, str) else None
-        if canonical is not None and canonical != key and canonical not in data:
-            renamed[canonical] = renamed.pop(key)
-    return renamed
-
-
-class VlanTrunk(BaseModel):
+class VlanTrunk(msgspec.Struct, frozen=True, kw_only=True):
     """One `vlanTrunk` entry: a single `id`, or a `minID`..`maxID` range, or both."""
 
-    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
-
-    min_id: int | None = Field(None, alias="minID")
-    max_id: int | None = Field(None, alias="maxID")
+    min_id: int | None = msgspec.field(default=None, name="minID")
+    max_id: int | None = msgspec.field(default=None, name="maxID")
     id: int | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _case(cls, data: Any) -> Any:
-        return _casefold_keys(data, cls)
-
-    @field_validator("min_id", "max_id", "id")
-    @classmethod
-    def _in_range(cls, value: int | None) -> int | None:
-        if value is not None and not 1 <= value <= MAX_VLAN:
-            raise PydanticCustomError("vlan_range", "VLAN ID {value} is out of range 1-4094", {"value": value})
-        return value
-
-    @model_validator(mode="after")
-    def _paired(self) -> VlanTrunk:
+    def __post_init__(self) -> None:
+        for key, value in (("minID", self.min_id), ("maxID", self.max_id), ("id", self.id)):
+            if value is not None and not 1 <= value <= MAX_VLAN:
+                raise ValueError(f"{key}: VLAN ID {value} is out of range 1-4094")
         if (self.min_id is None) != (self.max_id is None):
             missing = "minID" if self.min_id is None else "maxID"
-            raise PydanticCustomError(
-                "vlan_pair", "minID and maxID go together: {missing} is missing", {"missing": missing}
-            )
+            raise ValueError(f"minID and maxID go together: {missing} is missing")
         if self.min_id is not None and self.max_id is not None and self.min_id > self.max_id:
-            raise PydanticCustomError(
-                "vlan_order", "minID {lo} is greater than maxID {hi}", {"lo": self.min_id, "hi": self.max_id}
-            )
-        return self
+            raise ValueError(f"minID {self.min_id} is greater than maxID {self.max_id}")
 
     def vids(self) -> set[int]:
         found = set() if self.id is None else {self.id}
@@ -82,66 +53,37 @@ class VlanTrunk(BaseModel):
         return found
 
 
-class BridgeConf(NetConf):
-    """The bridge plugin's config (reference keys; unknown keys are kept, as the spec says)."""
+class BridgeConf(NetConf, frozen=True, kw_only=True):
+    """The bridge plugin's config (reference keys; `load` matches them in any case)."""
 
     bridge: str = DEFAULT_BRIDGE
-    is_gateway: bool = Field(False, alias="isGateway")
-    is_default_gateway: bool = Field(False, alias="isDefaultGateway")
-    force_address: bool = Field(False, alias="forceAddress")
-    ip_masq: bool = Field(False, alias="ipMasq")
-    ip_masq_backend: str | None = Field(None, alias="ipMasqBackend")
+    is_gateway: bool = msgspec.field(default=False, name="isGateway")
+    is_default_gateway: bool = msgspec.field(default=False, name="isDefaultGateway")
+    force_address: bool = msgspec.field(default=False, name="forceAddress")
+    ip_masq: bool = msgspec.field(default=False, name="ipMasq")
+    ip_masq_backend: str | None = msgspec.field(default=None, name="ipMasqBackend")
     mtu: int = 0
-    hairpin_mode: bool = Field(False, alias="hairpinMode")
-    promisc_mode: bool = Field(False, alias="promiscMode")
+    hairpin_mode: bool = msgspec.field(default=False, name="hairpinMode")
+    promisc_mode: bool = msgspec.field(default=False, name="promiscMode")
     vlan: int = 0
-    vlan_trunk: list[VlanTrunk] | None = Field(None, alias="vlanTrunk")
-    preserve_default_vlan: bool = Field(True, alias="preserveDefaultVlan")
+    vlan_trunk: list[VlanTrunk] | None = msgspec.field(default=None, name="vlanTrunk")
+    preserve_default_vlan: bool = msgspec.field(default=True, name="preserveDefaultVlan")
     macspoofchk: bool = False
     enabledad: bool = False
-    disable_container_interface: bool = Field(False, alias="disableContainerInterface")
-    port_isolation: bool = Field(False, alias="portIsolation")
+    disable_container_interface: bool = msgspec.field(default=False, name="disableContainerInterface")
+    port_isolation: bool = msgspec.field(default=False, name="portIsolation")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _case(cls, data: Any) -> Any:
-        return _casefold_keys(data, cls)
-
-    @field_validator("bridge")
-    @classmethod
-    def _bridge_name(cls, value: str) -> str:
-        if not value:
-            return DEFAULT_BRIDGE  # the reference treats "" as unset
-        if len(value) > 15 or value in {".", ".."} or _IFNAME_FORBIDDEN.search(value):
-            raise PydanticCustomError("ifname", "'{name}' is not a valid interface name", {"name": value})
-        return value
-
-    @field_validator("mtu")
-    @classmethod
-    def _mtu(cls, value: int) -> int:
-        if value != 0 and not MIN_MTU <= value <= MAX_MTU:
-            raise PydanticCustomError(
-                "mtu",
-                "MTU {value} is out of range {lo}-{hi} (0: the kernel's default)",
-                {"value": value, "lo": MIN_MTU, "hi": MAX_MTU},
-            )
-        return value
-
-    @field_validator("vlan")
-    @classmethod
-    def _vlan(cls, value: int) -> int:
-        if not 0 <= value <= MAX_VLAN:
-            raise PydanticCustomError(
-                "vlan_range", "invalid VLAN ID {value} (must be between 0 and 4094)", {"value": value}
-            )
-        return value
-
-    @field_validator("ip_masq_backend")
-    @classmethod
-    def _backend(cls, value: str | None) -> str | None:
-        if value not in (None, "iptables", "nftables"):
-            raise PydanticCustomError("backend", 'must be "iptables" or "nftables", not \'{value}\'', {"value": value})
-        return value
+    def __post_init__(self) -> None:
+        if not self.bridge:
+            msgspec.structs.force_setattr(self, "bridge", DEFAULT_BRIDGE)  # the reference treats "" as unset
+        elif len(self.bridge) > 15 or self.bridge in {".", ".."} or _IFNAME_FORBIDDEN.search(self.bridge):
+            raise ValueError(f"bridge: '{self.bridge}' is not a valid interface name")
+        if self.mtu != 0 and not MIN_MTU <= self.mtu <= MAX_MTU:
+            raise ValueError(f"mtu: MTU {self.mtu} is out of range {MIN_MTU}-{MAX_MTU} (0: the kernel's default)")
+        if not 0 <= self.vlan <= MAX_VLAN:
+            raise ValueError(f"vlan: invalid VLAN ID {self.vlan} (must be between 0 and 4094)")
+        if self.ip_masq_backend not in (None, "iptables", "nftables"):
+            raise ValueError(f"ipMasqBackend: must be \"iptables\" or \"nftables\", not '{self.ip_masq_backend}'")
 
     @property
     def is_layer3(self) -> bool:
@@ -168,8 +110,21 @@ class BridgeConf(NetConf):
 
 
 def load(stdin: bytes | str | Mapping[str, Any]) -> BridgeConf:
-    """Parse and check the config; error 7 names the offending key."""
-    return load_conf(BridgeConf, stdin)
+    """Parse and check the config; error 7 names the offending key. Keys match in any case,
+    the `vlanTrunk` entries' too, as Go's decoder matches them."""
+    try:
+        doc = stdin if isinstance(stdin, Mapping) else json.loads(stdin)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = None
+    if not isinstance(doc, Mapping):
+        return load_conf(BridgeConf, stdin)  # not a JSON object: its error 6
+    doc = decode.casefold_keys(doc, BridgeConf)
+    trunk = doc.get("vlanTrunk")
+    if isinstance(trunk, list):
+        doc["vlanTrunk"] = [
+            decode.casefold_keys(entry, VlanTrunk) if isinstance(entry, Mapping) else entry for entry in trunk
+        ]
+    return load_conf(BridgeConf, doc)
 
 
 def check_for_add(conf: BridgeConf) -> None:

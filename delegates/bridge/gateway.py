@@ -10,9 +10,10 @@ Both are shared by every pod of the network and are never removed, like the brid
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 from collections.abc import Sequence
+
+import msgspec
 
 from cni.errors import CniError, Code
 from cni.result import Interface, IPConfig, Result, Route
@@ -26,8 +27,7 @@ _HOST_NS = "/proc/self/ns/net"  # the plugin's own namespace: the node's
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
-@dataclasses.dataclass(frozen=True)
-class Plan:
+class Plan(msgspec.Struct, frozen=True):
     """The result to return, and the addresses the bridge (or VLAN interface) must carry."""
 
     result: Result

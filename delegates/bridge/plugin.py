@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
+
 from cni import faultpoint
 from cni.errors import CniError, Code, MultiError
 from cni.result import DNS, Interface, Result
@@ -149,7 +151,7 @@ def cmd_gc(args: CmdArgs) -> None:
     the runtime leaked keeps it alive), IPAM reservations and nftables rules. Every step is
     tried; the failures are returned together."""
     conf = load(args.stdin)
-    valid = _valid_attachments((conf.model_extra or {}).get(VALID_ATTACHMENTS_KEY))
+    valid = _valid_attachments(conf.given_valid_attachments())
     failures: list[CniError] = []
     try:
         with common.netlink_errors(f"gc of host veths on bridge {conf.bridge!r}"):
@@ -247,7 +249,7 @@ def _ensure_gateways(conf: BridgeConf, result: Result, planned: gateway.Plan) ->
             conf.bridge, conf.vlan, mtu=conf.mtu or None, preserve_default_vlan=conf.preserve_default_vlan
         )
         gateway.ensure_addresses(vlan_link.name, planned.gateways, force=conf.force_address)
-        return result.model_copy(update={"interfaces": [*result.interfaces, _interface(vlan_link)]})
+        return msgspec.structs.replace(result, interfaces=[*result.interfaces, _interface(vlan_link)])
     gateway.ensure_addresses(conf.bridge, planned.gateways, force=conf.force_address)
     return result
 
@@ -274,7 +276,7 @@ def _refreshed(result: Result, *, bridge: str, host: links.Link) -> Result:
     if bridge_link is not None:
         interfaces[0] = _interface(bridge_link)
     interfaces[1] = _interface(host)
-    return result.model_copy(update={"interfaces": interfaces})
+    return msgspec.structs.replace(result, interfaces=interfaces)
 
 
 def _enable_forwarding(families: set[int]) -> None:

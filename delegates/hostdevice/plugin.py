@@ -30,10 +30,11 @@ import hashlib
 import logging
 import os
 import re
+from typing import Annotated
 
-from pydantic import Field, field_validator
+import msgspec
 
-from cni.config import VALID_ATTACHMENTS, NetConf, load_conf
+from cni.config import NetConf, load_conf
 from cni.errors import CniError, Code, MultiError
 from cni.result import Interface, Result
 from cni.skel import CmdArgs, Plugin, run
@@ -52,41 +53,26 @@ _PCI_ADDRESS = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]
 _IFNAME = re.compile(r"^[^/:\s]{1,15}$")
 
 
-class HostDeviceConf(NetConf):
+class HostDeviceConf(NetConf, frozen=True, kw_only=True):
     """The host-device plugin's config: the generic keys plus the reference plugin's."""
 
     device: str = ""
     hwaddr: str = ""
     kernelpath: str = ""
-    pci_bus_id: str = Field("", alias="pciBusID")
-    device_id: str = Field("", alias="deviceID")  # handed by the meta-plugin
-    mtu: int = Field(0, ge=0)
+    pci_bus_id: str = msgspec.field(default="", name="pciBusID")
+    device_id: str = msgspec.field(default="", name="deviceID")  # handed by the meta-plugin
+    mtu: Annotated[int, msgspec.Meta(ge=0)] = 0
 
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        if value and not _IFNAME.match(value):
-            raise ValueError(f"{value!r} is not an interface name")
-        return value
-
-    @field_validator("hwaddr")
-    @classmethod
-    def _hwaddr(cls, value: str) -> str:
-        return common.parse_mac(value, where="hwaddr") if value else value
-
-    @field_validator("kernelpath")
-    @classmethod
-    def _kernelpath(cls, value: str) -> str:
-        if value and (not os.path.isabs(value) or ".." in value.split("/")):
-            raise ValueError(f"{value!r} is not an absolute sysfs path")
-        return value
-
-    @field_validator("pci_bus_id")
-    @classmethod
-    def _pci(cls, value: str) -> str:
-        if value and not _PCI_ADDRESS.match(value):
-            raise ValueError(f"{value!r} is not a PCI address (like 0000:00:04.0)")
-        return value.lower()
+    def __post_init__(self) -> None:
+        if self.device and not _IFNAME.match(self.device):
+            raise ValueError(f"device: {self.device!r} is not an interface name")
+        if self.hwaddr:
+            msgspec.structs.force_setattr(self, "hwaddr", common.parse_mac(self.hwaddr, where="hwaddr"))
+        if self.kernelpath and (not os.path.isabs(self.kernelpath) or ".." in self.kernelpath.split("/")):
+            raise ValueError(f"kernelpath: {self.kernelpath!r} is not an absolute sysfs path")
+        if self.pci_bus_id and not _PCI_ADDRESS.match(self.pci_bus_id):
+            raise ValueError(f"pciBusID: {self.pci_bus_id!r} is not a PCI address (like 0000:00:04.0)")
+        msgspec.structs.force_setattr(self, "pci_bus_id", self.pci_bus_id.lower())
 
 
 def cmd_add(args: CmdArgs) -> Result:
@@ -113,8 +99,8 @@ def cmd_add(args: CmdArgs) -> Result:
             if conf.mtu and conf.mtu != link.mtu:
                 links.set_mtu(args.netns, args.ifname, conf.mtu)
         mtu = conf.mtu or link.mtu
-        found = Interface(name=args.ifname, mac=link.mac, mtu=mtu, sandbox=args.netns, pciID=pci)
-        result = sublink.new_result(conf).model_copy(update={"interfaces": [found]})
+        found = Interface(name=args.ifname, mac=link.mac, mtu=mtu, sandbox=args.netns, pci_id=pci)
+        result = msgspec.structs.replace(sublink.new_result(conf), interfaces=[found])
         if layer3:
             allocated = ipam.add(conf, args)
             undo.callback(sublink.quietly, ipam.delete, conf, args)
@@ -168,7 +154,7 @@ def cmd_gc(args: CmdArgs) -> None:
     """Give back every device on the node whose alias names an attachment that is not in
     `cni.dev/valid-attachments`, then hand GC to the IPAM plugin."""
     conf = load_conf(NetConf, args.stdin)
-    raw = (conf.model_extra or {}).get(VALID_ATTACHMENTS) or []
+    raw = conf.given_valid_attachments() or []
     valid = {
         _digest_of(str(item.get("containerID", "")), str(item.get("ifname", "")))
         for item in raw if isinstance(item, dict)

@@ -1,8 +1,10 @@
 """IPAM for the link delegates: run the IPAM plugin a network config names, as the
 reference plugins' `pkg/ipam` does, and hand back its result or its error.
 
-The IPAM plugin gets the parent's whole network config on stdin (the spec's rule: IPAM
-plugins read `ipam` from the same config) and the parent's CNI_* parameters. A built-in
+The IPAM plugin gets the parent's whole network config on stdin, the bytes the parent
+itself was given (`args.stdin`, as the reference plugins pass `args.StdinData`; the spec's
+rule: IPAM plugins read `ipam` from the same config), and the parent's CNI_* parameters;
+`conf`, that config parsed, names the IPAM type and the result's version. A built-in
 type (`host-local`, `static`, or their `netplex-` names) runs in-process through
 `delegates.registry`; any other type is exec'd from CNI_PATH via `cni.invoke`. Errors keep
 the IPAM plugin's code, with `ipam "<type>": ` before the message.
@@ -20,6 +22,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import Any
+
+import msgspec
 
 from cni import skel
 from cni.config import NetConf
@@ -105,8 +109,8 @@ def on_interface(result: Result, interfaces: Sequence[Interface], *, index: int)
     pointing at `interfaces[index]` (IPAM plugins leave the index unset)."""
     if not 0 <= index < len(interfaces):
         raise ValueError(f"interface index {index} out of range for {len(interfaces)} interfaces")
-    ips = [ip.model_copy(update={"interface": index}) for ip in result.ips]
-    return result.model_copy(update={"interfaces": list(interfaces), "ips": ips})
+    ips = [msgspec.structs.replace(ip, interface=index) for ip in result.ips]
+    return msgspec.structs.replace(result, interfaces=list(interfaces), ips=ips)
 
 
 def _run(
@@ -118,9 +122,7 @@ def _run(
     timeout: float | None,
 ) -> dict[str, Any] | None:
     plugin_type = ipam_type(conf)
-    # The parent's config as read (unset defaults stay unset), in its wire spelling.
-    stdin = json.dumps(conf.model_dump(mode="json", by_alias=True, exclude_unset=True)).encode()
-    call = args.replace(command=command, stdin=stdin)
+    call = args.replace(command=command)  # the parent's config as given: its stdin
     try:
         builtin = builtins(plugin_type) if builtins is not None else None
         if builtin is None:
@@ -128,7 +130,7 @@ def _run(
         # In-process, the same checks and dispatch as the executable, and a JSON round trip
         # so both paths return the same values. (cni.invoke.invoke would take the parent's
         # `type` from the config, so it cannot be used as is.)
-        skel.parse_env(call.env(), stdin)
+        skel.parse_env(call.env(), call.stdin)
         answer = skel.dispatch(builtin, call)
         return json.loads(json.dumps(answer)) if answer is not None else None
     except CniError as err:

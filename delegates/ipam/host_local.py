@@ -71,7 +71,7 @@ def cmd_check(args: skel.CmdArgs) -> None:
             f'host-local: no address reserved for container "{args.container_id}" ({args.ifname}) '
             f'in network "{conf.network}"',
         )
-    previous = load_conf(NetConf, args.stdin).previous_result()
+    previous = load_conf(NetConf, args.stdin, casefold=True).previous_result()
     for ip in previous.ips if previous else []:
         ours = any(ranges.range_for(range_set, ip.address.ip) for range_set in conf.range_sets)
         if ours and ip.address.ip not in held:
@@ -96,8 +96,8 @@ def cmd_status(args: skel.CmdArgs) -> None:
 
 
 def cmd_gc(args: skel.CmdArgs) -> None:
-    conf = load_conf(NetConf, args.stdin)
-    valid = _valid_attachments((conf.model_extra or {}).get(VALID_ATTACHMENTS_KEY, _MISSING))
+    conf = load_conf(NetConf, args.stdin, casefold=True)
+    valid = _valid_attachments(conf.given_valid_attachments(_MISSING))
     store = _store_for(args.stdin)
     if not store.exists():
         return
@@ -127,7 +127,7 @@ def main() -> int:
 
 def _store_for(stdin: bytes) -> Store:
     """The store named by a config whose ranges may be broken (DEL and GC need no more)."""
-    conf = load_conf(NetConf, stdin)
+    conf = load_conf(NetConf, stdin, casefold=True)
     ipam = config.load_ipam_section(conf)
     return Store(config.data_dir_of(ipam), conf.name)
 

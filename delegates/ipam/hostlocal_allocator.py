@@ -17,6 +17,7 @@ The caller holds the store lock.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 
 from cni.errors import CniError, Code
@@ -132,4 +133,4 @@ def _allocate_requested(
 
 
 def _ip_config(owner: ranges.IPRange, ip: IPAddress) -> IPConfig:
-    return IPConfig.model_validate({"address": f"{ip}/{owner.subnet.prefixlen}", "gateway": str(owner.gateway)})
+    return IPConfig(address=ipaddress.ip_interface(f"{ip}/{owner.subnet.prefixlen}"), gateway=owner.gateway)

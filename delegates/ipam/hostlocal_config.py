@@ -16,16 +16,15 @@ Range sets may not overlap each other. Every problem is a CniError naming the ke
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import json
 import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+import msgspec
 
-from cni import skel
+from cni import decode, skel
 from cni.config import NetConf, load_conf
 from cni.errors import CniError, Code
 from cni.result import DNS, IPAddress, Route
@@ -43,16 +42,14 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
-class Request:
+class Request(msgspec.Struct, frozen=True):
     """One address the runtime asked for, and where it asked."""
 
     ip: IPAddress
     where: str
 
 
-@dataclasses.dataclass(frozen=True)
-class HostLocalConfig:
+class HostLocalConfig(msgspec.Struct, frozen=True):
     network: str
     cni_version: str
     range_sets: tuple[ranges.RangeSet, ...]
@@ -64,7 +61,7 @@ class HostLocalConfig:
 
 def load(stdin: bytes, args: skel.CmdArgs) -> HostLocalConfig:
     """The full, validated host-local config for one ADD / CHECK / STATUS."""
-    conf = load_conf(NetConf, stdin)
+    conf = load_conf(NetConf, stdin, casefold=True)
     ipam = load_ipam_section(conf)
     range_sets = _range_sets(conf, ipam)
     for index, first in enumerate(range_sets):
@@ -113,12 +110,7 @@ def parse_routes(raw: Any, *, where: str) -> tuple[Route, ...]:
     for index, item in enumerate(raw):
         if not isinstance(item, Mapping) or "dst" not in item:
             raise CniError(Code.INVALID_NETWORK_CONFIG, f"{where}.{index}.dst: missing route destination")
-        try:
-            parsed.append(Route.model_validate(dict(item)))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(part) for part in first["loc"])
-            raise CniError(Code.INVALID_NETWORK_CONFIG, f"{where}.{index}.{loc}: {first['msg']}", str(exc)) from exc
+        parsed.append(decode.decode(Route, item, where=f"{where}.{index}"))
     return tuple(parsed)
 
 
@@ -127,12 +119,9 @@ def parse_dns(raw: Any, *, where: str = "ipam.dns") -> DNS:
     netplex-ipam take it as it is; host-local reads a resolv.conf instead)."""
     if raw is None:
         return DNS()
-    try:
-        return DNS.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = "".join(f".{part}" for part in first["loc"])
-        raise CniError(Code.INVALID_NETWORK_CONFIG, f"{where}{loc}: {first['msg']}", str(exc)) from exc
+    if not isinstance(raw, Mapping):
+        raise CniError(Code.INVALID_NETWORK_CONFIG, f"{where}: must be an object")
+    return decode.decode(DNS, raw, where=where)
 
 
 def parse_resolv_conf(path: str, *, where: str = "ipam.resolvConf") -> DNS:

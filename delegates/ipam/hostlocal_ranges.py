@@ -15,10 +15,11 @@ Every error is a CniError 7 naming the key (`ipam.ranges.0.1.subnet`). No file a
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+
+import msgspec
 
 from cni.errors import CniError, Code
 from cni.result import IPAddress, IPNetwork
@@ -26,8 +27,7 @@ from cni.result import IPAddress, IPNetwork
 __all__ = ["IPRange", "RangeSet", "candidates", "describe", "parse_range", "parse_range_set", "range_for"]
 
 
-@dataclasses.dataclass(frozen=True)
-class IPRange:
+class IPRange(msgspec.Struct, frozen=True):
     """One range: addresses `start`..`end` (inclusive) of `subnet`, with its gateway."""
 
     subnet: IPNetwork

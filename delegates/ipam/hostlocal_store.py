@@ -22,11 +22,12 @@ empty, makes allocation start over from the start of its range. Methods other th
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import ipaddress
 import os
 import tempfile
 from collections.abc import Iterator
+
+import msgspec
 
 from cni import faultpoint
 from cni import store as files
@@ -41,8 +42,7 @@ LINE_BREAK = "\r\n"
 _TMP_PREFIX = ".tmp-reserve-"
 
 
-@dataclasses.dataclass(frozen=True)
-class Reservation:
+class Reservation(msgspec.Struct, frozen=True):
     """One reserved address and who holds it; `ifname` is None for a legacy file."""
 
     ip: IPAddress

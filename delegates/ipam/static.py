@@ -44,7 +44,7 @@ class StaticConfig:
 
 def load(stdin: bytes, args: skel.CmdArgs) -> StaticConfig:
     """The validated static config with the runtime's overrides applied."""
-    conf = load_conf(NetConf, stdin)
+    conf = load_conf(NetConf, stdin, casefold=True)
     if conf.ipam is None:
         raise CniError(Code.INVALID_NETWORK_CONFIG, "ipam: missing IPAM configuration")
     ipam = conf.ipam
@@ -82,7 +82,7 @@ def cmd_del(args: skel.CmdArgs) -> None:
 
 def cmd_check(args: skel.CmdArgs) -> None:
     conf = load(args.stdin, args)
-    previous = load_conf(NetConf, args.stdin).previous_result()
+    previous = load_conf(NetConf, args.stdin, casefold=True).previous_result()
     if previous is None:
         return
     for wanted in conf.addresses:

@@ -18,9 +18,9 @@ names one. An ipvlan link shares its master's MAC, so no MAC can be requested.
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+import msgspec
 
 from cni.config import NetConf, load_conf
 from cni.errors import CniError, Code
@@ -32,22 +32,18 @@ from delegates.macvlan import sublink
 from delegates.netlink import links
 
 
-def _empty_is_l2(value: Any) -> Any:
-    return "l2" if value == "" else value  # the reference reads "" as l2
-
-
-class IpvlanConf(NetConf):
+class IpvlanConf(NetConf, frozen=True, kw_only=True):
     """The ipvlan plugin's config: the generic keys plus its own."""
 
     master: str = ""  # empty: prevResult's single interface when chained, else the default route's link
-    mode: Annotated[Literal["l2", "l3", "l3s"], BeforeValidator(_empty_is_l2)] = "l2"
-    mtu: int = Field(0, ge=0)  # 0: the kernel's default (the master's)
-    link_in_container: bool = Field(False, alias="linkInContainer")
+    mode: Literal["l2", "l3", "l3s", ""] = "l2"  # the reference reads "" as l2
+    mtu: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: the kernel's default (the master's)
+    link_in_container: bool = msgspec.field(default=False, name="linkInContainer")
 
-    @field_validator("master")
-    @classmethod
-    def _master_is_an_ifname(cls, value: str) -> str:
-        return masters.check_name(value)
+    def __post_init__(self) -> None:
+        masters.check_name(self.master)  # error 7 naming `master`
+        if not self.mode:
+            msgspec.structs.force_setattr(self, "mode", "l2")
 
 
 def cmd_add(args: CmdArgs) -> Result:
@@ -68,8 +64,8 @@ def cmd_add(args: CmdArgs) -> Result:
                 link_in_container=conf.link_in_container,
             )
         undo.callback(sublink.quietly, links.delete_if_exists, args.netns, args.ifname)
-        result = sublink.new_result(conf).model_copy(
-            update={"interfaces": [Interface(name=args.ifname, mac=link.mac, sandbox=args.netns)]}
+        result = msgspec.structs.replace(
+            sublink.new_result(conf), interfaces=[Interface(name=args.ifname, mac=link.mac, sandbox=args.netns)]
         )
         if layer3:
             allocated = ipam.add(conf, args)

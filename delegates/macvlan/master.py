@@ -9,7 +9,7 @@ route, as the reference plugins read it. Every failure here is error 7 naming `m
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
 from cni.errors import CniError, Code
 from delegates import common
@@ -25,8 +25,7 @@ def check_name(value: str) -> str:
     return value
 
 
-@dataclasses.dataclass(frozen=True)
-class Master:
+class Master(msgspec.Struct, frozen=True):
     """A master link found in `netns` (None: the plugin's own namespace)."""
 
     name: str

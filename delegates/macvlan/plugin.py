@@ -16,9 +16,9 @@ when the config names one (the kernel removes a macvlan whose master goes away).
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+import msgspec
 
 from cni.config import NetConf, load_conf
 from cni.result import Interface, Result
@@ -29,28 +29,21 @@ from delegates.macvlan import sublink
 from delegates.netlink import links
 
 
-def _empty_is_bridge(value: Any) -> Any:
-    return "bridge" if value == "" else value  # the reference reads "" as bridge
-
-
-class MacvlanConf(NetConf):
+class MacvlanConf(NetConf, frozen=True, kw_only=True):
     """The macvlan plugin's config: the generic keys plus its own."""
 
     master: str = ""  # empty: the default route's link
-    mode: Annotated[Literal["bridge", "private", "vepa", "passthru"], BeforeValidator(_empty_is_bridge)] = "bridge"
-    mtu: int = Field(0, ge=0)  # 0: the kernel's default (the master's)
+    mode: Literal["bridge", "private", "vepa", "passthru", ""] = "bridge"  # the reference reads "" as bridge
+    mtu: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: the kernel's default (the master's)
     mac: str = ""
-    link_in_container: bool = Field(False, alias="linkInContainer")
+    link_in_container: bool = msgspec.field(default=False, name="linkInContainer")
 
-    @field_validator("master")
-    @classmethod
-    def _master_is_an_ifname(cls, value: str) -> str:
-        return masters.check_name(value)
-
-    @field_validator("mac")
-    @classmethod
-    def _mac_is_unicast(cls, value: str) -> str:
-        return common.parse_mac(value, where="mac") if value else value
+    def __post_init__(self) -> None:
+        masters.check_name(self.master)  # error 7 naming `master`
+        if not self.mode:
+            msgspec.structs.force_setattr(self, "mode", "bridge")
+        if self.mac:
+            msgspec.structs.force_setattr(self, "mac", common.parse_mac(self.mac, where="mac"))
 
 
 def cmd_add(args: CmdArgs) -> Result:
@@ -72,8 +65,8 @@ def cmd_add(args: CmdArgs) -> Result:
                 link_in_container=conf.link_in_container,
             )
         undo.callback(sublink.quietly, links.delete_if_exists, args.netns, args.ifname)
-        result = sublink.new_result(conf).model_copy(
-            update={"interfaces": [Interface(name=args.ifname, mac=link.mac, sandbox=args.netns)]}
+        result = msgspec.structs.replace(
+            sublink.new_result(conf), interfaces=[Interface(name=args.ifname, mac=link.mac, sandbox=args.netns)]
         )
         if layer3:
             allocated = ipam.add(conf, args)

@@ -17,6 +17,8 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgspec
+
 from cni.config import NetConf, load_conf
 from cni.errors import CniError, Code, MultiError
 from cni.result import DNS, Result
@@ -80,7 +82,7 @@ def addressed(result: Result, allocated: Result, *, where: str) -> Result:
     `allocated`, every IP on interface 0. An allocation without IPs is an error."""
     if not allocated.ips:
         raise CniError(Code.INTERNAL, f"{where}: returned no IP configuration")
-    return ipam.on_interface(allocated, result.interfaces, index=0).model_copy(update={"dns": result.dns})
+    return msgspec.structs.replace(ipam.on_interface(allocated, result.interfaces, index=0), dns=result.dns)
 
 
 def bring_up(netns: str, ifname: str, result: Result, *, announce_from: str | None) -> None:

@@ -6,11 +6,12 @@ Adding a route that exists and deleting one that does not both succeed.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import ipaddress
 import socket
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from delegates.netlink import _codec as c
 from delegates.netlink import _conn, addrs, errors
@@ -35,8 +36,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-@dataclasses.dataclass(frozen=True)
-class Route:
+class Route(msgspec.Struct, frozen=True):
     """A unicast route. None means "kernel default" when adding and "unknown" when listed.
 
     `scope` is the rtnetlink scope number (0 universe, 253 link, 254 host); adding an IPv4

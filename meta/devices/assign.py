@@ -18,9 +18,10 @@ missing or slow is error 11 naming it (`meta.devices.kubelet`)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
+
+import msgspec
 
 from cni.config import Conflist
 from cni.errors import CniError, Code
@@ -81,13 +82,13 @@ def with_device(attachment: Attachment, device: str, *, conf: DeviceSettings, co
         extra[DEVICE_INFO_FILE] = target
     conflist = inject(attachment.conflist, extra)
     capability_args = {**attachment.capability_args, DEVICE_ID: device}
-    return dataclasses.replace(attachment, conflist=conflist, device_id=device, capability_args=capability_args)
+    return msgspec.structs.replace(attachment, conflist=conflist, device_id=device, capability_args=capability_args)
 
 
 def inject(network: Conflist, keys: Mapping[str, Any]) -> Conflist:
     """Every plugin of `network` with `keys` set (Multus sets deviceID in each plugin of a
     conflist). To be unified with meta.netconfs.inject_device_id once that lands."""
-    return network.model_copy(update={"plugins": [{**plugin, **keys} for plugin in network.plugins]})
+    return network.replace(plugins=[{**plugin, **keys} for plugin in network.plugins])
 
 
 def device_infos(plan: Sequence[Attachment], *, conf: DeviceSettings, container_id: str) -> dict[str, dict[str, Any]]:

@@ -28,6 +28,8 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 
+import msgspec
+
 from cni import chain, skel
 from cni.config import Conflist
 from cni.errors import CniError
@@ -116,7 +118,7 @@ def reconcile(
         _remove(entry, have[index], call, cni_dir=cni_dir, builtins=builtins, conf=conf, note=note)
     identity = plugin.PodIdentity.from_args(call)
     for index, ifname in change.add:
-        attachment = dataclasses.replace(wanted[index], ifname=ifname)
+        attachment = msgspec.structs.replace(wanted[index], ifname=ifname)
         _add(entry, attachment, call, identity, cni_dir=cni_dir, builtins=builtins, conf=conf, note=note)
     for index, why in change.refused:
         note.failed("add", f"network {wanted[index].network!r}: {why}")
@@ -189,13 +191,13 @@ def _add(
 ) -> None:
     attachment = cache.CachedAttachment(
         network=planned.network, ifname=planned.ifname,
-        conflist=planned.conflist.model_dump(by_alias=True, exclude_none=True),
+        conflist=planned.conflist.to_doc(),
         capability_args=dict(planned.capability_args), cni_args=identity.delegate_cni_args(),
         default_route=[str(gateway) for gateway in planned.default_route or ()],
     )
     entry.attachments.append(attachment)
     cache.write(cni_dir, entry)  # the intent, before the delegate runs (as ADD)
-    network = Conflist.model_validate(attachment.conflist)
+    network = Conflist.from_doc(attachment.conflist, where="conflist")
     try:
         result = chain.add(
             network, attach.delegate_args(call, attachment), capability_args=attachment.capability_args,
@@ -222,7 +224,8 @@ def _delete_one(
     attachment: cache.CachedAttachment, call: skel.CmdArgs, *, builtins: Builtins | None, timeout: float
 ) -> None:
     chain.delete(
-        Conflist.model_validate(attachment.conflist), attach.delegate_args(call, attachment).replace(command="DEL"),
+        Conflist.from_doc(attachment.conflist, where="conflist"),
+        attach.delegate_args(call, attachment).replace(command="DEL"),
         prev_result=attachment.result, capability_args=attachment.capability_args,
         builtins=attach.builtins_for(attachment, builtins, call.path), timeout=timeout,
     )

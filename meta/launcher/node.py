@@ -1,7 +1,7 @@
 """The node as `netplex install` sees it: where its `/` is mounted (`HostRoot`), and
 whether its own CPython can run a release built for this interpreter
-(`find_node_python`). A release's compiled dependencies (pydantic-core, PyYAML's
-`_yaml`, rpds-py) are built for this interpreter's ABI, so the node needs the same
+(`find_node_python`). A release's compiled dependencies (msgspec, pydantic-core,
+PyYAML's `_yaml`, rpds-py) are built for this interpreter's ABI, so the node needs the same
 CPython minor version on the same machine type. Reads files only, except that it runs
 the interpreter when the node is this machine (root `/`)."""
 
@@ -69,8 +69,8 @@ def find_node_python(root: HostRoot, requested: str = "auto") -> str:
         reasons.append(f"{candidate}: {reason}")
     raise InstallError(
         f"the node has no CPython {python_version()} that netplex can use. The plugin runs on the node, "
-        f"outside any container, with the node's Python, and its compiled dependencies (pydantic-core, PyYAML, "
-        f"rpds-py) are built for CPython {python_version()} ({sys.implementation.cache_tag}). Looked at: "
+        f"outside any container, with the node's Python, and its compiled dependencies (msgspec, pydantic-core, "
+        f"PyYAML, rpds-py) are built for CPython {python_version()} ({sys.implementation.cache_tag}). Looked at: "
         + "; ".join(reasons)
         + f". Install python{python_version()} on the node (Debian 12: apt-get install python{python_version()}) "
         "or pass --node-python PATH."

@@ -7,13 +7,13 @@ a grouped invocation's links go with one RTM_DELLINK."""
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import ipaddress
 import os
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from delegates.netlink import _conn, addrs, batch, errors, links, netns, routes
@@ -68,8 +68,8 @@ def test_the_codec_reads_veth_bridge_port_and_macvlan_links_as_pyroute2_does(
         theirs = _pyroute2_view(path, name)
         assert ours is not None
         ignore = {"ipvlan_flags"}  # pyroute2 0.9 does not decode it without our registration
-        assert {k: v for k, v in dataclasses.asdict(ours).items() if k not in ignore} == {
-            k: v for k, v in dataclasses.asdict(theirs).items() if k not in ignore
+        assert {k: v for k, v in msgspec.structs.asdict(ours).items() if k not in ignore} == {
+            k: v for k, v in msgspec.structs.asdict(theirs).items() if k not in ignore
         }, name
     listed = {link.name: link for link in links.list_links(container_ns)}
     assert listed["mv0"] == links.get(container_ns, "mv0")

@@ -16,6 +16,7 @@ address stays held by the claim until the claim is gone. Must not import meta.""
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 
 from cni import skel
@@ -53,10 +54,8 @@ def allocate_all(conf: ClusterConfig, args: skel.CmdArgs, node: Node) -> list[IP
                 record, new = _one(conf, args, node, pool_range=pool_range, pool=pool, recs=recs)
             if new:
                 made.append((recs, record))
-            gateway = str(pool_range.gateway) if pool_range.gateway is not None else None
-            configs.append(IPConfig.model_validate(
-                {"address": f"{record.ip}/{pool_range.subnet.prefixlen}", "gateway": gateway}
-            ))
+            address = ipaddress.ip_interface(f"{record.ip}/{pool_range.subnet.prefixlen}")
+            configs.append(IPConfig(address=address, gateway=pool_range.gateway))
     except BaseException:
         for recs, record in made:
             if not record.claim:  # a claim's address stays the claim's

@@ -91,7 +91,7 @@ class ClusterConfig:
 
 def load(stdin: bytes, args: skel.CmdArgs, *, environ: Mapping[str, str] | None = None) -> ClusterConfig:
     """The full, validated config of one ADD/CHECK (DEL and GC need only `load_light`)."""
-    conf = load_conf(NetConf, stdin)
+    conf = load_conf(NetConf, stdin, casefold=True)
     ipam = hostlocal_config.load_ipam_section(conf)
     light = load_light(conf, environ=environ)
     ranges = _ranges(ipam)

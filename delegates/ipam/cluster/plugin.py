@@ -65,7 +65,7 @@ def cmd_check(args: skel.CmdArgs) -> None:
             Code.UNKNOWN_CONTAINER,
             f'netplex-ipam: no address recorded for container "{args.container_id}" ({args.ifname}) on node {node}',
         )
-    previous = load_conf(NetConf, args.stdin).previous_result()
+    previous = load_conf(NetConf, args.stdin, casefold=True).previous_result()
     mine = {record.ip for record in held}
     for ip in previous.ips if previous else []:
         ours = any(r.contains(ip.address.ip) for r in conf.ranges)
@@ -87,10 +87,8 @@ def cmd_status(args: skel.CmdArgs) -> None:
 
 def cmd_gc(args: skel.CmdArgs) -> None:
     conf = _light(args.stdin)
-    doc = load_conf(NetConf, args.stdin)
-    valid = host_local._valid_attachments(  # the same key, the same checks
-        (doc.model_extra or {}).get(host_local.VALID_ATTACHMENTS_KEY, host_local._MISSING)
-    )
+    doc = load_conf(NetConf, args.stdin, casefold=True)
+    valid = host_local._valid_attachments(doc.given_valid_attachments(host_local._MISSING))  # the same checks
     node = cluster_config.resolve_node(conf, context.daemon_node())
     with _errors(conf):
         released = allocator.gc(conf, node, valid, context.client_for(conf, required=False))
@@ -106,7 +104,7 @@ def main() -> int:
 
 
 def _light(stdin: bytes) -> cluster_config.ClusterConfig:
-    conf = load_conf(NetConf, stdin)
+    conf = load_conf(NetConf, stdin, casefold=True)
     return dataclasses.replace(cluster_config.load_light(conf), claim=cluster_config.claim_of(conf))
 
 

@@ -1,17 +1,17 @@
-"""cni.config: config models that keep unknown keys, loading with errors that name the key,
+"""cni.config: config models that pass over unknown keys, loading with errors that name the key,
 and deriving one plugin's execution config from a conflist (CNI spec section 3)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import Field
 
-from cni import config
+from cni import config, decode
 from cni.config import Conflist, NetConf, load_conf, parse_network, plugin_config
 from cni.errors import CniError, Code
 
@@ -39,22 +39,45 @@ CAPABILITY_ARGS = {
 }
 
 
-class MtuConf(NetConf):
-    mtu: int = Field(1500, ge=68)
+class MtuConf(NetConf, frozen=True, kw_only=True):
+    mtu: Annotated[int, msgspec.Meta(ge=68)] = 1500
 
 
-def test_netconf_keeps_unknown_keys() -> None:
+def test_netconf_passes_over_unknown_keys() -> None:
     raw = {"cniVersion": "1.0.0", "name": "dbnet", "type": "bridge", "bridge": "cni0", "keyA": [1, {"b": None}]}
     conf = load_conf(NetConf, json.dumps(raw).encode())
-    assert conf.model_extra == {"bridge": "cni0", "keyA": [1, {"b": None}]}
-    assert conf.model_dump(by_alias=True, exclude_unset=True) == raw
+    assert (conf.name, conf.type, conf.version) == ("dbnet", "bridge", "1.0.0")
+    assert decode.unknown_keys(raw, NetConf) == ["bridge", "keyA"]
+    assert conf.given_valid_attachments("absent") == "absent"
 
 
-def test_conflist_keeps_unknown_keys_at_both_levels() -> None:
+def test_netconf_reads_gcs_valid_attachments() -> None:
+    attachments = [{"containerID": "c1", "ifname": "eth0"}]
+    conf = load_conf(NetConf, {"name": "n", config.VALID_ATTACHMENTS: attachments})
+    assert conf.given_valid_attachments() == attachments
+    assert load_conf(NetConf, {"name": "n", config.VALID_ATTACHMENTS: []}).given_valid_attachments("absent") == []
+
+
+def test_conflist_keeps_its_plugins_unknown_keys() -> None:
     raw = {**SPEC_CONFLIST, "vendorKey": {"x": 1}}
     conflist = parse_network(json.dumps(raw))
-    assert conflist.model_extra == {"vendorKey": {"x": 1}}
     assert conflist.plugins == SPEC_CONFLIST["plugins"]
+    assert conflist.to_doc() == {key: value for key, value in SPEC_CONFLIST.items()} | {
+        "disableCheck": False, "disableGC": False, "loadOnlyInlinedPlugins": False}
+
+
+@pytest.mark.parametrize(("given", "expected"), [(True, True), ("true", True), ("FALSE", False), (False, False)])
+def test_conflist_booleans_are_read_as_libcni_reads_them(given: Any, expected: bool) -> None:
+    conflist = Conflist.from_doc({"name": "n", "disableCheck": given, "plugins": [{"type": "bridge"}]})
+    assert conflist.disable_check is expected
+
+
+@pytest.mark.parametrize("given", ["yes", 1, None])
+def test_a_conflist_boolean_that_libcni_refuses_is_error_7(given: Any) -> None:
+    with pytest.raises(CniError) as caught:
+        Conflist.from_doc({"name": "n", "disableGC": given, "plugins": [{"type": "bridge"}]})
+    assert caught.value.code == Code.INVALID_NETWORK_CONFIG
+    assert caught.value.msg.startswith("disableGC: ")
 
 
 def test_netconf_reads_the_spec_fields() -> None:

@@ -24,6 +24,7 @@ from .conftest import write_script
 # built-in delegates are. Its answers echo the invocation so both paths can be compared.
 TWIN_PLUGIN = '''
 """fake twin plugin"""
+import json
 import sys
 
 from cni import skel
@@ -38,7 +39,7 @@ def _conf(args):
 
 def cmd_add(args):
     conf = _conf(args)
-    mode = (conf.model_extra or {}).get("mode", "ok")
+    mode = json.loads(args.stdin).get("mode", "ok")
     if mode == "cni-error":
         raise CniError(107, "custom failure", "with details")
     if mode == "stray":
@@ -52,7 +53,7 @@ def cmd_add(args):
 
 
 def cmd_del(args):
-    if (_conf(args).model_extra or {}).get("mode") == "cni-error":
+    if _conf(args) and json.loads(args.stdin).get("mode") == "cni-error":
         raise CniError(5, "cannot release", "disk full")
 
 

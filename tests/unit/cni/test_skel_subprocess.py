@@ -19,7 +19,7 @@ import pytest
 from .conftest import VENV_BIN, cni_env, config, subprocess_env, write_script
 
 CONSOLE_SCRIPTS = ["netplex-static", "netplex-bridge"]
-HEAVY_MODULES = ("pydantic", "pydantic_core", "pyroute2", "kubernetes")
+HEAVY_MODULES = ("pydantic", "pydantic_core", "msgspec", "pyroute2", "kubernetes")
 PODMAN_VERSION_ENV = {"CNI_COMMAND": "VERSION", "CNI_CONTAINERID": "", "CNI_NETNS": "dummy",
                       "CNI_IFNAME": "dummy", "CNI_PATH": "dummy"}
 
@@ -159,8 +159,9 @@ def test_importing_cni_and_its_skeleton_stays_light() -> None:
 FAKE_PLUGIN = '''
 """A throwaway CNI plugin for the tests: the shape of a real delegate, no side effects."""
 import sys
+from typing import Annotated
 
-from pydantic import Field
+import msgspec
 
 from cni import skel
 from cni.config import VALID_ATTACHMENTS, NetConf, load_conf
@@ -168,8 +169,8 @@ from cni.errors import CniError, Code
 from cni.result import Interface, IPConfig, Result
 
 
-class Conf(NetConf):
-    mtu: int = Field(1500, ge=68)
+class Conf(NetConf, frozen=True, kw_only=True):
+    mtu: Annotated[int, msgspec.Meta(ge=68)] = 1500
     fail: str = ""
     record: str = ""
 
@@ -207,7 +208,7 @@ def cmd_gc(args):
     if conf.record:
         with open(conf.record, "w") as handle:
             import json
-            json.dump((conf.model_extra or {}).get(VALID_ATTACHMENTS), handle)
+            json.dump(conf.given_valid_attachments(), handle)
 
 
 sys.exit(skel.run_plugin(add=cmd_add, delete=cmd_del, check=cmd_check, status=cmd_status, gc=cmd_gc,

@@ -8,6 +8,7 @@ import ipaddress
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from cni import skel
@@ -132,7 +133,8 @@ INTERFACES = [Interface(name="br0"), Interface(name="veth0"), Interface(name="et
 
 
 def ipam_result(*addresses: str, gateway_ip: str | None = None, routes: list[Route] | None = None) -> Result:
-    ips = [IPConfig(address=ipaddress.ip_interface(a), gateway=gateway_ip) for a in addresses]
+    gateway_address = ipaddress.ip_address(gateway_ip) if gateway_ip else None
+    ips = [IPConfig(address=ipaddress.ip_interface(a), gateway=gateway_address) for a in addresses]
     return Result(ips=ips, routes=routes or [])
 
 
@@ -172,7 +174,7 @@ def test_a_default_route_from_ipam_is_kept_instead() -> None:
 
 
 def test_dns_in_the_config_replaces_ipam_dns() -> None:
-    allocated = ipam_result("10.1.0.5/24").model_copy(update={"dns": DNS(nameservers=["10.0.0.53"])})
+    allocated = msgspec.structs.replace(ipam_result("10.1.0.5/24"), dns=DNS(nameservers=["10.0.0.53"]))
 
     kept = gateway.plan(allocated, load(), INTERFACES)
     replaced = gateway.plan(allocated, load(dns={"nameservers": ["1.1.1.1"]}), INTERFACES)
@@ -242,8 +244,15 @@ def test_aliases_netplex_did_not_write_have_no_owner(alias: str | None) -> None:
 
 def test_port_isolation_is_accepted_as_the_reference_spells_it() -> None:
     assert load(portIsolation=True).port_isolation
-    assert load(portisolation="true").port_isolation  # the reference README's example
+    assert load(portisolation=True).port_isolation  # Go matches keys in any case
     config.check_for_add(load(portIsolation=True))
+
+
+def test_a_string_for_a_boolean_is_refused_as_go_refuses_it() -> None:
+    err = load_error(portIsolation="true")  # the reference's json.Unmarshal: cannot unmarshal string
+
+    assert err.code == Code.INVALID_NETWORK_CONFIG
+    assert err.msg.startswith("portIsolation: "), err.msg
 
 
 # --- the requested MAC -------------------------------------------------------------------

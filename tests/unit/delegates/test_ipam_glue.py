@@ -15,10 +15,11 @@ from cni.config import NetConf, load_conf
 from cni.errors import CniError
 from cni.result import Interface, Result
 from delegates import ipam
+from delegates.bridge import config as bridge_config
 from tests.unit.delegates.conftest import VENV_BIN
 
 
-class BridgeLikeConf(NetConf):
+class BridgeLikeConf(NetConf, frozen=True, kw_only=True):
     bridge: str = "cni0"
     enabledad: bool = False
 
@@ -27,8 +28,12 @@ def conf_of(doc: dict[str, Any]) -> BridgeLikeConf:
     return load_conf(BridgeLikeConf, json.dumps(doc).encode())
 
 
-def args_for(command: str = "ADD", *, path: tuple[str, ...] = ("/opt/cni/bin",), **kwargs: Any) -> skel.CmdArgs:
+def args_for(
+    command: str = "ADD", *, doc: dict[str, Any], path: tuple[str, ...] = ("/opt/cni/bin",), **kwargs: Any
+) -> skel.CmdArgs:
+    """The parent's invocation: its stdin is the config (what the IPAM plugin is given)."""
     return skel.CmdArgs(
+        stdin=json.dumps(doc).encode(),
         command=command,
         container_id=kwargs.get("container_id", "ctr"),
         netns="/var/run/netns/x",
@@ -80,7 +85,8 @@ class Recorder:
 
 
 def test_add_runs_the_builtin_in_process(tmp_path: Path) -> None:
-    result = ipam.add(conf_of(host_local_doc(str(tmp_path))), args_for())
+    doc = host_local_doc(str(tmp_path))
+    result = ipam.add(conf_of(doc), args_for(doc=doc))
     assert [str(ip.address) for ip in result.ips] == ["10.3.0.2/30"]
     assert str(result.ips[0].gateway) == "10.3.0.1"
     assert result.ips[0].interface is None
@@ -88,8 +94,9 @@ def test_add_runs_the_builtin_in_process(tmp_path: Path) -> None:
 
 
 def test_add_execs_a_plugin_from_cni_path_with_the_same_result(tmp_path: Path, bin_dir: str) -> None:
-    in_process = ipam.add(conf_of(host_local_doc(str(tmp_path / "a"))), args_for())
-    executed = ipam.add(conf_of(host_local_doc(str(tmp_path / "b"))), args_for(path=(bin_dir,)), builtins=None)
+    doc_a, doc_b = host_local_doc(str(tmp_path / "a")), host_local_doc(str(tmp_path / "b"))
+    in_process = ipam.add(conf_of(doc_a), args_for(doc=doc_a))
+    executed = ipam.add(conf_of(doc_b), args_for(doc=doc_b, path=(bin_dir,)), builtins=None)
     assert executed == in_process
 
 
@@ -104,9 +111,16 @@ def test_the_ipam_plugin_gets_the_parent_config_as_given() -> None:
         "runtimeConfig": {"ips": ["10.0.0.9"]},
         "ipam": {"type": "recorder", "custom": True},
     }
-    result = ipam.add(conf_of(doc), args_for(), builtins=recorder.lookup)
+    result = ipam.add(conf_of(doc), args_for(doc=doc), builtins=recorder.lookup)
     assert recorder.calls == [("ADD", doc)]  # no defaults (enabledad) added, extras kept
     assert [str(ip.address) for ip in result.ips] == ["10.0.0.9/24"]
+
+
+def test_the_builtin_ipam_matches_the_parent_keys_in_any_case_as_go_does(tmp_path: Path) -> None:
+    doc = host_local_doc(str(tmp_path))
+    doc["IPAM"] = doc.pop("ipam")  # bridge reads it (Go's decoder): so must host-local, given the same stdin
+    result = ipam.add(bridge_config.load(json.dumps(doc)), args_for(doc=doc))
+    assert [str(ip.address) for ip in result.ips] == ["10.3.0.2/30"]
 
 
 @pytest.mark.parametrize(
@@ -121,15 +135,16 @@ def test_the_ipam_plugin_gets_the_parent_config_as_given() -> None:
 def test_every_verb_reaches_the_plugin(verb: Any, command: str, version: str) -> None:
     recorder = Recorder()
     doc = {"cniVersion": version, "name": "n", "type": "macvlan", "ipam": {"type": "recorder"}}
-    verb(conf_of(doc), args_for(command), builtins=recorder.lookup)
+    verb(conf_of(doc), args_for(command, doc=doc), builtins=recorder.lookup)
     assert recorder.calls == [(command, doc)]
 
 
 def test_errors_keep_the_plugin_code_with_a_prefix(tmp_path: Path) -> None:
-    conf = conf_of(host_local_doc(str(tmp_path)))
-    ipam.add(conf, args_for(container_id="a"))
+    doc = host_local_doc(str(tmp_path))
+    conf = conf_of(doc)
+    ipam.add(conf, args_for(doc=doc, container_id="a"))
     with pytest.raises(CniError) as info:
-        ipam.add(conf, args_for(container_id="b"))
+        ipam.add(conf, args_for(doc=doc, container_id="b"))
     assert info.value.code == 11
     assert info.value.msg == 'ipam "host-local": no IP addresses available in range set 0: 10.3.0.1-10.3.0.2'
 
@@ -138,16 +153,17 @@ def test_exec_errors_keep_the_plugin_code_too(tmp_path: Path, bin_dir: str) -> N
     doc = host_local_doc(str(tmp_path))
     doc["ipam"]["ranges"] = [[{"subnet": "10.3.0.0/33"}]]
     with pytest.raises(CniError) as info:
-        ipam.add(conf_of(doc), args_for(path=(bin_dir,)), builtins=None)
+        ipam.add(conf_of(doc), args_for(doc=doc, path=(bin_dir,)), builtins=None)
     assert info.value.code == 7
     assert info.value.msg.startswith('ipam "host-local": ipam.ranges.0.0.subnet: invalid CIDR')
 
 
 def test_delete_releases_through_the_glue(tmp_path: Path) -> None:
-    conf = conf_of(host_local_doc(str(tmp_path)))
-    ipam.add(conf, args_for())
-    ipam.delete(conf, args_for("DEL"))
-    assert ipam.add(conf, args_for(container_id="other")).ips[0].address.ip.exploded == "10.3.0.2"
+    doc = host_local_doc(str(tmp_path))
+    conf = conf_of(doc)
+    ipam.add(conf, args_for(doc=doc))
+    ipam.delete(conf, args_for("DEL", doc=doc))
+    assert ipam.add(conf, args_for(doc=doc, container_id="other")).ips[0].address.ip.exploded == "10.3.0.2"
 
 
 def test_static_runs_in_process() -> None:
@@ -157,7 +173,7 @@ def test_static_runs_in_process() -> None:
         "type": "macvlan",
         "ipam": {"type": "static", "addresses": [{"address": "192.0.2.10/24", "gateway": "192.0.2.1"}]},
     }
-    result = ipam.add(conf_of(doc), args_for())
+    result = ipam.add(conf_of(doc), args_for(doc=doc))
     assert [(str(ip.address), str(ip.gateway)) for ip in result.ips] == [("192.0.2.10/24", "192.0.2.1")]
 
 
@@ -176,7 +192,7 @@ def test_config_without_a_usable_ipam_type_is_error_7(
     if ipam_section is not None:
         doc["ipam"] = ipam_section
     with pytest.raises(CniError) as info:
-        ipam.add(conf_of(doc), args_for(path=("/nonexistent",)))
+        ipam.add(conf_of(doc), args_for(doc=doc, path=("/nonexistent",)))
     assert info.value.code == code
     assert info.value.msg.startswith(message)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cni import decode
 from cni.config import load_conf
 from cni.errors import CniError, Code
 from cni.result import DNS, Interface, Result
@@ -89,10 +90,14 @@ def test_a_bad_macvlan_key_is_error_7_naming_it(key: str, value: Any) -> None:
     assert err.msg.startswith(f"{key}:"), err.msg
 
 
-def test_unknown_macvlan_keys_are_kept() -> None:
-    parsed = load_conf(macvlan.MacvlanConf, json.dumps(conf("macvlan", bcqueuelen=100)))
+def test_unknown_macvlan_keys_are_accepted_and_left_in_the_document() -> None:
+    doc = conf("macvlan", bcqueuelen=100)
 
-    assert parsed.model_extra == {"bcqueuelen": 100}
+    parsed = load_conf(macvlan.MacvlanConf, json.dumps(doc))
+
+    # The model does not keep them: the IPAM plugin gets the document itself (test_ipam_glue).
+    assert parsed == load_conf(macvlan.MacvlanConf, json.dumps(conf("macvlan")))
+    assert decode.unknown_keys(doc, macvlan.MacvlanConf) == ["bcqueuelen"]
 
 
 # --- ipvlan config ---------------------------------------------------------------------

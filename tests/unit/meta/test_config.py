@@ -1,4 +1,4 @@
-"""meta/config.py: the meta config's defaults, validation (pydantic and the JSON Schema),
+"""meta/config.py: the meta config's defaults, validation (the model and the JSON Schema),
 unknown-key warnings and the readiness wait."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def test_a_conf_dict_gets_device_id_top_level() -> None:
 
 
 def test_every_plugin_of_a_conflist_gets_it_and_an_empty_id_changes_nothing() -> None:
-    network = Conflist.model_validate({"cniVersion": "1.0.0", "name": "n", "plugins": [
+    network = Conflist.from_doc({"cniVersion": "1.0.0", "name": "n", "plugins": [
         {"type": "sriov"}, {"type": "tuning"}]})
     injected = netconfs.inject_device_id(network, "0000:03:02.1")
     assert [p["deviceID"] for p in injected.plugins] == ["0000:03:02.1", "0000:03:02.1"]

@@ -44,13 +44,13 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
 def network(*types: str, resource: str = VF, ifname: str = "net1", device_id: str = "") -> Attachment:
     plugins = [{"type": t} for t in types]
     plugins[0]["capabilities"] = {"deviceID": True}
-    conflist = Conflist.model_validate({"cniVersion": "1.0.0", "name": "vf", "plugins": plugins})
+    conflist = Conflist.from_doc({"cniVersion": "1.0.0", "name": "vf", "plugins": plugins})
     return Attachment(network="default/vf", ifname=ifname, conflist=conflist, resource_name=resource,
                       device_id=device_id, origin="nad")
 
 
 def cluster() -> Attachment:
-    conflist = Conflist.model_validate({"cniVersion": "1.0.0", "name": "c", "plugins": [{"type": "bridge"}]})
+    conflist = Conflist.from_doc({"cniVersion": "1.0.0", "name": "c", "plugins": [{"type": "bridge"}]})
     return Attachment(network="c", ifname="eth0", conflist=conflist, is_cluster_network=True)
 
 
@@ -117,7 +117,7 @@ def test_device_info_comes_from_the_device_plugins_file_and_goes_with_del(tmp_pa
 
     assert assign.device_infos(placed, conf=settings, container_id="c1") == {"net1": info}  # vhost-7: not PCI
     cached = [type("Cached", (), {"network": p.network, "ifname": p.ifname,
-                                  "conflist": p.conflist.model_dump(by_alias=True)})() for p in placed]
+                                  "conflist": p.conflist.to_doc()})() for p in placed]
     assign.forget(cached, conf=settings, container_id="c1")
     assert list((tmp_path / "cni").iterdir()) == []
     assert dp.exists()  # the device plugin's own file stays

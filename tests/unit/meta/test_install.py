@@ -548,12 +548,13 @@ def test_the_release_id_follows_netplex_files_and_dependency_versions(node: Node
 
 def test_default_sources_cover_netplex_and_its_compiled_dependencies() -> None:
     sources = {source.name.lower().replace("_", "-"): source for source in runtime.default_sources()}
-    for needed in ("netplex", "pydantic", "pydantic-core", "pyyaml", "pyroute2", "kubernetes"):
+    for needed in ("netplex", "msgspec", "pydantic", "pydantic-core", "pyyaml", "pyroute2", "kubernetes"):
         assert needed in sources, needed
     targets = {str(target) for source in sources.values() for _path, target in source.files}
     assert "meta/plugin.py" in targets
     assert "cni/skel.py" in targets
     assert any(target.startswith("pydantic_core/") and ".so" in target for target in targets)
+    assert any(target.startswith("msgspec/") and ".so" in target for target in targets)
     assert not any(target.startswith("kubernetes/aio/") for target in targets)  # pruned: unused
     assert not any(target.startswith(("pytest", "_pytest/", "mypy/")) for target in targets)  # test extra: out
     assert all(not target.startswith("..") for target in targets)

@@ -43,7 +43,9 @@ def test_del_of_a_recorded_sandbox_goes_the_full_way(tmp_path: Path) -> None:
     (cache / "ctr1-eth0.json").write_text(json.dumps({"containerID": "ctr1", "ifname": "eth0", "attachments": []}))
     rc, out, imports = run(DEL, conf(tmp_path))
     assert (rc, out) == (0, "")
-    assert "pydantic" in imports  # the meta-plugin read the record
+    assert "msgspec" in imports  # the meta-plugin read the record
+    loaded = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in imports.splitlines() if "|" in line}
+    assert "pydantic" not in loaded  # the CNI path's models are msgspec Structs (~110 ms less per call)
     assert not (cache / "ctr1-eth0.json").exists()
 
 

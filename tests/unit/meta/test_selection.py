@@ -170,7 +170,7 @@ def test_bad_comma_element_is_error_7_naming_it(text: str, needle: str) -> None:
 @pytest.mark.parametrize(
     ("elements", "needle"),
     [
-        ([{"namespace": "x"}], "element 0: name: Field required"),
+        ([{"namespace": "x"}], "element 0: name: required key missing"),
         ([{"name": 5}], "name"),
         ([{"name": "a"}, "b"], "element 1: not a JSON object"),
         ([{"name": "a"}, {"name": "b", "ips": ["10.0.0.300"]}], "element 1 ('b'): ips"),

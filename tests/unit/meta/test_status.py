@@ -7,6 +7,7 @@ import ipaddress
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from cni.config import Conflist
@@ -24,11 +25,11 @@ def attachment(
     selection = None
     if element is not None:
         namespace, _, name = network.partition("/")
-        selection = NetworkSelection.model_validate({"name": name, "namespace": namespace, **element})
+        selection = msgspec.convert({"name": name, "namespace": namespace, **element}, NetworkSelection)
     return Attachment(
         network=network,
         ifname=ifname,
-        conflist=Conflist(name=network.replace("/", "-"), cniVersion="1.0.0", plugins=[{"type": "bridge"}]),
+        conflist=Conflist(name=network.replace("/", "-"), cni_version="1.0.0", plugins=[{"type": "bridge"}]),
         is_cluster_network=cluster,
         selection=selection,
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cni.errors import CniError
 from meta import validate
 
 NAD = """\
@@ -72,7 +73,7 @@ def test_documents_are_numbered_from_one(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ({**GOOD_BRIDGE, "type": "macvlan", "mode": "brdge"}, "1:spec.config.mode: Input should be"),
+        ({**GOOD_BRIDGE, "type": "macvlan", "mode": "brdge"}, "1:spec.config.mode: Invalid enum value"),
         ({**GOOD_BRIDGE, "ipam": {"type": "host-local", "subnet": "10.1.0.0/33"}}, "1:spec.config.ipam.subnet:"),
         ({**GOOD_BRIDGE, "type": "ipvlan", "mode": "l4"}, "1:spec.config.mode:"),
         ({**GOOD_BRIDGE, "ipam": {"type": "static", "addresses": [{"address": "10.0.0.1"}]}}, "1:spec.config.ipam"),
@@ -220,7 +221,7 @@ def test_an_unknown_meta_key_is_a_warning(tmp_path: Path) -> None:
 def test_a_plain_cni_config_is_checked_as_a_network(tmp_path: Path) -> None:
     assert lint(tmp_path, json.dumps(GOOD_BRIDGE), name="10-bridge.conf") == []
     [problem] = lint(tmp_path, json.dumps({**GOOD_BRIDGE, "hairpinMode": "often"}), name="10-bridge.conf")
-    assert problem.startswith("1:hairpinMode: Input should be a valid boolean")
+    assert problem.startswith("1:hairpinMode: Expected `bool`, got `str`")
 
 
 def test_unparseable_files_are_reported_with_the_line(tmp_path: Path) -> None:
@@ -306,3 +307,16 @@ def test_every_error_of_a_selection_element_is_reported(tmp_path: Path) -> None:
     assert len(found) == 2, found
     assert any(".mac" in line or "mac:" in line for line in found), found
     assert any("ips" in line for line in found), found
+
+
+def test_every_error_reruns_without_each_bad_key_and_drops_what_the_dropping_caused() -> None:
+    def run(doc: dict[str, Any]) -> None:
+        if "mtu" in doc and doc["mtu"] < 68:
+            raise CniError(7, "mtu: too small")
+        if "subnet" not in doc["ipam"]:
+            raise CniError(7, "ipam: subnet required")  # only because the bad subnet was dropped
+        if doc["ipam"]["subnet"].endswith("/33"):
+            raise CniError(7, "ipam.subnet: bad prefix")
+
+    found = validate.every_error(run, {"mtu": 20, "ipam": {"subnet": "10.0.0.0/33"}})
+    assert [err.msg for err in found] == ["mtu: too small", "ipam.subnet: bad prefix"]
