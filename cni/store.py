@@ -34,7 +34,6 @@ import enum
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,7 +58,7 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o600, sync: Sync = Sync
     old content."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TMP_PREFIX, suffix=TMP_SUFFIX)
+    fd, tmp = _create_temp(directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -75,6 +74,18 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o600, sync: Sync = Sync
         raise
     if sync is Sync.FULL:
         _fsync_directory(directory)
+
+
+def _create_temp(directory: str) -> tuple[int, str]:
+    """A new file beside the target, opened for writing, mode 0600: what tempfile.mkstemp
+    does, without importing tempfile (shutil, random; ~5 ms on every exec'd call)."""
+    for _ in range(100):
+        tmp = os.path.join(directory, f"{TMP_PREFIX}{os.urandom(6).hex()}{TMP_SUFFIX}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory}")
 
 
 def _fsync_directory(directory: str) -> None:

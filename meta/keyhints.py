@@ -5,8 +5,11 @@ field lists only; no I/O."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
+
+import msgspec
+
+from cni import decode
 
 # Keys every CNI plugin config may carry (spec section 1.2 and conventions).
 CNI_PLUGIN_KEYS = frozenset({"cniVersion", "cniVersions", "name", "type", "capabilities", "ipam", "dns", "args",
@@ -19,16 +22,17 @@ STATIC_KEYS = frozenset({"type", "addresses", "routes", "dns"})
 def suggestion(key: str, known: Iterable[str]) -> str:
     """' (did you mean `master`?)' for the closest known key, or ''."""
     candidates = sorted(known)
+    import difflib  # only when a key is unknown: not on every call's path
+
     close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
     if not close:  # case slips (`isgateway`) are not close by ratio at short lengths
         close = [name for name in candidates if name.lower() == key.lower()][:1]
     return f" (did you mean `{close[0]}`?)" if close else ""
 
 
-def model_keys(model: type) -> frozenset[str]:
-    """The wire names of a pydantic model's fields."""
-    fields = getattr(model, "model_fields", {})
-    return frozenset(field.alias or name for name, field in fields.items())
+def model_keys(model: type[msgspec.Struct]) -> frozenset[str]:
+    """The wire names of a model's fields."""
+    return decode.wire_names(model)
 
 
 def unknown(keys: Iterable[str], known: frozenset[str]) -> list[tuple[str, str]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import secrets
+import os
 from collections.abc import Iterator
 
 __all__ = ["current", "grouped", "new_group"]
@@ -28,7 +28,8 @@ _CURRENT: contextvars.ContextVar[int] = contextvars.ContextVar("netplex_interfac
 
 def new_group() -> int:
     """A fresh group id for one invocation: 30 random bits, bit 30 set."""
-    return _BASE | secrets.randbits(30)
+    # os.urandom, not `secrets`: that imports hmac and hashlib on every exec'd call.
+    return _BASE | int.from_bytes(os.urandom(4), "little") & (_BASE - 1)
 
 
 def current() -> int:

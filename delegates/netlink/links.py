@@ -12,11 +12,11 @@ name, no move and no rename, and a failure leaves nothing behind.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
-import hashlib
 import os
 from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
 
 from delegates.netlink import _codec as c
 from delegates.netlink import _conn, batch, errors
@@ -74,8 +74,7 @@ _BRIDGE_FLAGS_SELF = 0x2
 _CREATE = c.NLM_F_CREATE | c.NLM_F_EXCL | c.NLM_F_ACK
 
 
-@dataclasses.dataclass(frozen=True)
-class Link:
+class Link(msgspec.Struct, frozen=True):
     """A network interface as the kernel reports it in its namespace.
 
     `kind` is the rtnetlink kind ("veth", "bridge", "macvlan", ...), "" for devices
@@ -376,6 +375,8 @@ def bridge_mac(name: str) -> str:
             machine = file.read().strip()
     except OSError:
         machine = b""
+    import hashlib  # bridge creation only: not on every call's path
+
     digest = bytearray(hashlib.sha256(machine + b"\0netplex-bridge\0" + name.encode()).digest()[:6])
     digest[0] = (digest[0] & 0xFC) | 0x02  # unicast, locally administered
     return ":".join(f"{byte:02x}" for byte in digest)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -50,7 +49,9 @@ _libc: ctypes.CDLL | None = None
 def _lib() -> ctypes.CDLL:
     global _libc  # noqa: PLW0603 - one lazily loaded libc handle per process
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The process's own symbols, libc's among them (no ctypes.util: it imports
+        # shutil, tempfile and bz2 on every exec'd call).
+        _libc = ctypes.CDLL(None, use_errno=True)
     return _libc
 
 

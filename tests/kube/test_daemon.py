@@ -207,7 +207,8 @@ def test_sigterm_lets_the_request_in_flight_finish(daemon: DaemonRunner, scene: 
 def test_without_a_daemon_del_deletes_by_itself(daemon: DaemonRunner, nets: MetaScene) -> None:
     pod = nets.pod("web", annotations={"k8s.v1.cni.cncf.io/networks": "blue"})
     _ok(_add(daemon, nets, pod), daemon)
-    assert daemon.stop() == 0
+    code = daemon.stop()
+    assert code == 0, daemon.last_daemon_log[-4000:]  # the log tells which part of the shutdown hung
     daemon.autostart = False
     _ok(_del(daemon, nets, pod), daemon)
     assert "deleting from the cache" in daemon.last_stderr
