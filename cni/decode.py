@@ -14,6 +14,7 @@ object's path, and `where` is prepended to all of it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
@@ -121,9 +122,16 @@ def _offending_key(node: Any, problem: str) -> str:
     return "*"
 
 
+@functools.cache
 def wire_names(model: type[msgspec.Struct]) -> frozenset[str]:
-    """The keys `model` reads (its fields' wire names)."""
-    return frozenset(field.encode_name for field in msgspec.structs.fields(model))
+    """The keys `model` reads (its fields' wire names). From the class's own table:
+    msgspec.structs.fields would resolve every annotation again, on every call."""
+    return frozenset(model.__struct_encode_fields__)
+
+
+@functools.cache
+def _folded_names(model: type[msgspec.Struct]) -> dict[str, str]:
+    return {name.lower(): name for name in wire_names(model)}
 
 
 def unknown_keys(doc: Mapping[str, Any], model: type[msgspec.Struct]) -> list[str]:
@@ -135,7 +143,7 @@ def unknown_keys(doc: Mapping[str, Any], model: type[msgspec.Struct]) -> list[st
 def casefold_keys(doc: Mapping[str, Any], model: type[msgspec.Struct]) -> dict[str, Any]:
     """`doc` with each key that matches one of `model`'s wire names in another case renamed
     to it, as Go's encoding/json matches them."""
-    wanted = {name.lower(): name for name in wire_names(model)}
+    wanted = _folded_names(model)
     renamed = dict(doc)
     for key in doc:
         canonical = wanted.get(key.lower()) if isinstance(key, str) else None

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -195,6 +194,8 @@ def apply(commands: list[dict[str, Any]], *, what: str) -> None:
 
 def nft_binary() -> str:
     """The `nft` executable: on PATH, else the usual sbin paths (runtimes pass a thin PATH)."""
+    import shutil  # ipMasq only: not on every call's path
+
     found = shutil.which("nft")
     if found:
         return found

@@ -95,7 +95,10 @@ def other_ifnames(cni_dir: str, container_id: str, ifname: str) -> list[str]:
 
 def write(cni_dir: str, entry: CacheEntry) -> None:
     try:
-        store.write_json(path_for(cni_dir, entry.container_id, entry.ifname), msgspec.to_builtins(entry))
+        # msgspec encodes the Struct directly (the stdlib's encoder was ~5% of a daemon ADD's
+        # CPU); sorted keys, compact, as store.write_json writes; per-sandbox state: no fsync.
+        data = msgspec.json.encode(entry, order="sorted")
+        store.atomic_write(path_for(cni_dir, entry.container_id, entry.ifname), data, sync=store.Sync.NONE)
     except OSError as exc:
         raise CniError(Code.IO_FAILURE, f"cannot write cache in cniDir {cni_dir!r}: {exc.strerror}") from exc
 

@@ -23,7 +23,6 @@ import http.client
 import json
 import os
 import ssl
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -288,6 +287,8 @@ def _tls(cluster: dict[str, Any], user: dict[str, Any], base: str, what: str) ->
 def _pem_files(cert: bytes, key: bytes) -> Iterator[tuple[str, str]]:
     """The client certificate and key as files for `load_cert_chain` (it reads files only):
     private (0600) in a fresh directory, removed as soon as they are loaded."""
+    import tempfile  # inline client certificates only: not on every call's path
+
     with tempfile.TemporaryDirectory(prefix="netplex-tls-") as directory:
         paths = []
         for name, data in (("cert.pem", cert), ("key.pem", key)):

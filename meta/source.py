@@ -4,7 +4,6 @@ network-status: the Kubernetes API (meta/k8s.py) or a local directory of manifes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -70,8 +69,10 @@ class NetworkAttachment(msgspec.Struct, frozen=True):
 
 def encode_network_status(status: list[dict[str, Any]]) -> str:
     """The network-status annotation's value, byte for byte as Multus writes it: each entry
-    indented by four spaces (Go's json.MarshalIndent), joined by "," inside "[...]"."""
-    return "[" + ",".join(json.dumps(entry, indent=4, ensure_ascii=False) for entry in status) + "]"
+    indented by four spaces (Go's json.MarshalIndent), joined by "," inside "[...]". The
+    same text as `json.dumps(entry, indent=4, ensure_ascii=False)`, whose indenting
+    encoder is pure Python (~10x slower: a few percent of a daemon ADD's CPU)."""
+    return "[" + ",".join(msgspec.json.format(msgspec.json.encode(entry), indent=4).decode() for entry in status) + "]"
 
 
 class Source(Protocol):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import tempfile
 from collections.abc import Iterator
 
 import msgspec
@@ -95,7 +94,7 @@ class Store:
         """Claim `ip` for the attachment; False if it is taken. Records it as the range set's
         last reserved address."""
         data = (container_id.strip() + LINE_BREAK + ifname).encode()
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=_TMP_PREFIX, suffix=".part")
+        fd, tmp = files.create_temp(self.directory, _TMP_PREFIX, ".part")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)

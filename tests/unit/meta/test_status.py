@@ -9,11 +9,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cni.config import Conflist
 from cni.errors import CniError, Code
 from cni.result import Result
-from meta import status
+from meta import source, status
 from meta.model import Attachment, DefaultRoute, NetworkSelection
 
 NETNS = "/var/run/netns/pod"
@@ -278,3 +280,19 @@ def test_with_default_route_replaces_the_gateway() -> None:
     assert element["gateway"] == ["192.168.1.254"]
     v6 = status.with_default_route(SIDE_RESULT, family=6, gateway=ipaddress.ip_address("fd00::1"))
     assert [str(r.dst) for r in v6.routes] == ["0.0.0.0/0", "::/0"]
+
+
+# What a network-status entry holds: strings (any Unicode), integers, booleans, null,
+# and lists and objects of them (no floats: nothing in the NPWG status is one).
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.text(), _JSON, max_size=6), max_size=3))
+def test_network_status_is_encoded_as_the_stdlibs_indenting_encoder_writes_it(entries: list[dict[str, Any]]) -> None:
+    expected = "[" + ",".join(json.dumps(entry, indent=4, ensure_ascii=False) for entry in entries) + "]"
+    assert source.encode_network_status(entries) == expected
