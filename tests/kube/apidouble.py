@@ -14,17 +14,22 @@ apiVersion, metadata with uid and resourceVersion, `Status` objects for errors):
   ...?watch=1 on every list: JSON lines of {"type", "object"} from `resourceVersion`
   POST   /api/v1/namespaces/{ns}/events                 core/v1 Events, kept in `events_posted`
 
-It speaks HTTP/1.0, one request per connection, so `stop()` leaves no idle connection
-behind: the next request is refused, as with an API server that went away. Tests inject
+It speaks HTTP/1.1 with keep-alive, as kube-apiserver does (a client's connections are
+reused; `Request.connection` tells them apart; watches are chunked and end their
+connection). `stop()` closes the idle connections and ends each busy one after its
+answer, so nothing stays open: the next request is refused, as with an API server that
+went away. Tests inject
 failures (`fail_next`, `delay_next`) and check `requests`. An exception inside the double
 lands in `errors`; the fixture fails the test on any."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -89,6 +94,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     seq: int = 0  # server-side arrival order (1, 2, ...): order tests assert on, not client clocks
+    connection: int = 0  # the client's port: requests on one kept-alive connection share it
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -164,6 +170,7 @@ class ApiDouble(GenericStore):
         with self._cond:
             self._cond.notify_all()
         server.shutdown()
+        server.close_idle()
         server.server_close()  # joins the handler threads
         thread.join()
         self._server = self._thread = None
@@ -330,6 +337,7 @@ class ApiDouble(GenericStore):
             content_type=handler.headers.get_content_type() if "Content-Type" in handler.headers else "",
             headers=dict(handler.headers.items()),
             body=handler.rfile.read(length) if length else b"",
+            connection=int(handler.client_address[1]),
         )
         with self._cond:
             self._seq += 1
@@ -337,7 +345,8 @@ class ApiDouble(GenericStore):
             self._requests.append(request)
             fault = self._take_fault(request)
         if fault is not None and fault.delay and self._stopping.wait(fault.delay):
-            return  # stopped while holding the request: drop it unanswered
+            handler.close_connection = True
+            return  # stopped while holding the request: drop it unanswered (and hang up)
         if fault is not None and fault.status:
             _send(handler, fault.status, _status_doc(fault.status, "injected failure"))
             return
@@ -563,6 +572,36 @@ class _Server(ThreadingHTTPServer):
     block_on_close = True  # server_close() waits for the handlers: no socket outlives a test
     double: ApiDouble
 
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._conns_lock = threading.Lock()
+        self._idle: set[socket.socket] = set()  # kept-alive connections waiting for a request
+        self._closing = False
+
+    def set_idle(self, conn: socket.socket, idle: bool) -> bool:
+        """Record whether `conn` waits for its next request; False once the server closes
+        (the handler then ends the connection)."""
+        with self._conns_lock:
+            if idle:
+                self._idle.add(conn)
+            else:
+                self._idle.discard(conn)
+            return not self._closing
+
+    def close_idle(self) -> None:
+        """Hang up every idle connection, and make busy ones end after their answer."""
+        with self._conns_lock:
+            self._closing = True
+            idle, self._idle = list(self._idle), set()
+        for conn in idle:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conns_lock:
+            self._idle.discard(request)
+        super().shutdown_request(request)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
         if exc is not None and not isinstance(exc, ConnectionError):  # a client hanging up is normal
@@ -570,8 +609,20 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real server
     server: _Server
+
+    def handle_one_request(self) -> None:
+        if not self.server.set_idle(self.connection, True):
+            self.close_connection = True
+            return
+        super().handle_one_request()
+        if not self.server.set_idle(self.connection, False):
+            self.close_connection = True
+
+    def parse_request(self) -> bool:
+        self.server.set_idle(self.connection, False)  # a request came: busy until answered
+        return super().parse_request()
 
     def do_GET(self) -> None:
         self.server.double._serve(self)

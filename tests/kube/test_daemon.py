@@ -110,6 +110,23 @@ def test_warm_cache_add_is_one_write_and_no_read(daemon: DaemonRunner, nets: Met
     assert nets.leftovers(pod) == []
 
 
+def test_the_daemons_api_writes_reuse_kept_alive_connections(daemon: DaemonRunner, nets: MetaScene) -> None:
+    """Status PATCHes and event POSTs share pooled connections (meta.kubelight), as they
+    would with kube-apiserver: the double keeps connections alive and records each one."""
+    pods = [nets.pod(name, annotations={"k8s.v1.cni.cncf.io/networks": "blue"}) for name in ("web", "db")]
+    assert daemon.sync()
+    nets.api.clear_requests()
+    for pod in pods:
+        _ok(_add(daemon, nets, pod), daemon)
+    _wait_for(lambda: len([r for r in nets.api.requests if r.method == "POST"]) >= 2)
+    writes = [r for r in nets.api.requests if r.method in ("PATCH", "POST")]
+    # Two writers (the request thread, the event poster), so at most two connections at a
+    # time; more writes than connections means a connection served more than one.
+    assert len({r.connection for r in writes}) < len(writes), [(r.method, r.connection) for r in writes]
+    for pod in pods:
+        _ok(_del(daemon, nets, pod), daemon)
+
+
 def test_a_pod_the_cache_does_not_hold_is_read_once(daemon: DaemonRunner, nets: MetaScene) -> None:
     pod = nets.pod("web", in_api=False)
     nets.api.add_pod("default", "web", uid=pod.uid, node_name="node-2", annotations={
