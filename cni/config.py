@@ -96,15 +96,7 @@ def _libcni_bool(value: str, key: str) -> bool:
 
 def load_conf(model: type[C], stdin: bytes | str | Mapping[str, Any], *, casefold: bool = False) -> C:
     """Parse a config into `model`, reporting problems as CNI errors naming the key."""
-    if isinstance(stdin, Mapping):
-        doc: Any = dict(stdin)
-    else:
-        try:
-            doc = json.loads(stdin)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise CniError(Code.DECODING_FAILURE, "config is not valid JSON", str(exc)) from exc
-        if not isinstance(doc, dict):
-            raise CniError(Code.DECODING_FAILURE, "config is not a JSON object")
+    doc = dict(stdin) if isinstance(stdin, Mapping) else skel.load_json(stdin)
     return decode.decode(model, doc, casefold=casefold)
 
 

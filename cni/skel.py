@@ -174,12 +174,12 @@ def parse_env(environ: Mapping[str, str], stdin: bytes) -> CmdArgs:
     return parsed
 
 
-def load_json(stdin: bytes) -> dict[str, Any]:
+def load_json(stdin: bytes | str) -> dict[str, Any]:
     """The config on stdin as a JSON object (error 6 when it is not one)."""
     if len(stdin) > MAX_STDIN_BYTES:
         raise CniError(Code.DECODING_FAILURE, f"config is larger than {MAX_STDIN_BYTES} bytes")
     try:
-        doc = json.loads(stdin or b"null")
+        doc = json.loads(stdin or "null")
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise CniError(Code.DECODING_FAILURE, "config is not valid JSON", str(exc)[:MAX_ERROR_MESSAGE_LENGTH]) from exc
     if not isinstance(doc, dict):

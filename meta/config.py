@@ -129,7 +129,7 @@ def load_meta_conf(raw: bytes | str | Mapping[str, Any], *, check_schema: bool =
     """Parse and check the meta config. Bad JSON is error 6; a bad or missing value is
     error 7 naming the key (`delegates.1.type`). `check_schema` also runs the packaged
     JSON Schema (what `netplex validate` does; the CNI path skips jsonschema's import)."""
-    doc = dict(raw) if isinstance(raw, Mapping) else _json_object(raw)
+    doc = dict(raw) if isinstance(raw, Mapping) else skel.load_json(raw)
     try:
         doc = multuskeys.plugin_aliases(doc)  # Multus's thick-mode keys: aliases, or refused
     except multuskeys.RefusedKey as exc:
@@ -229,16 +229,6 @@ def _check(conf: MetaConf) -> None:
         for index, name in enumerate(names):
             if not model.is_namespace(name):
                 raise CniError(Code.INVALID_NETWORK_CONFIG, f"{key}.{index}: {name!r} is not a namespace")
-
-
-def _json_object(raw: bytes | str) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise CniError(Code.DECODING_FAILURE, "config is not valid JSON", str(exc)) from exc
-    if not isinstance(doc, dict):
-        raise CniError(Code.DECODING_FAILURE, "config is not a JSON object")
-    return doc
 
 
 def _json_path(path: Any) -> str:

@@ -98,7 +98,7 @@ def cmd_status(args: skel.CmdArgs) -> None:
 def cmd_gc(args: skel.CmdArgs) -> None:
     conf = load_conf(NetConf, args.stdin, casefold=True)
     valid = _valid_attachments(conf.given_valid_attachments(_MISSING))
-    store = _store_for(args.stdin)
+    store = _store_for(args.stdin, conf)
     if not store.exists():
         return
     with _store_errors(store), store.locked():
@@ -125,9 +125,10 @@ def main() -> int:
     return skel.run(PLUGIN)
 
 
-def _store_for(stdin: bytes) -> Store:
-    """The store named by a config whose ranges may be broken (DEL and GC need no more)."""
-    conf = load_conf(NetConf, stdin, casefold=True)
+def _store_for(stdin: bytes, conf: NetConf | None = None) -> Store:
+    """The store named by a config whose ranges may be broken (DEL and GC need no more);
+    `conf` when the caller has parsed `stdin` already."""
+    conf = conf or load_conf(NetConf, stdin, casefold=True)
     ipam = config.load_ipam_section(conf)
     return Store(config.data_dir_of(ipam), conf.name)
 
